@@ -1,0 +1,2 @@
+//! jabmon hub: the query engine (`query`), and later the hub bot.
+pub mod query;

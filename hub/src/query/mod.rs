@@ -1,0 +1,1 @@
+//! Query engine (issue 4).
