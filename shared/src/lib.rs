@@ -1,1 +1,20 @@
-//! placeholder
+//! jabmon's shared crate: everything both bots need.
+//!
+//! - [`config`]: loading TOML + `JABMON_SECTION__KEY` overrides, common sections, validation.
+//! - [`acl`]: JID / `@domain` access lists.
+//! - [`logging`]: tracing set-up (with the `log` bridge).
+//! - [`session`]: the XMPP session layer (connect, reconnect, IQ routing, ping, version).
+//! - [`caps`]: XEP-0115 entity capabilities.
+//! - [`forms`]: XEP-0004 field helpers (every field typed and labelled).
+
+//! - [`metric`]: metric naming rules.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod caps;
+pub mod config;
+pub mod forms;
+pub mod logging;
+pub mod metric;
+pub mod ns;
+pub mod session;

@@ -1,0 +1,349 @@
+//! The XMPP session every jabmon bot runs on: connect (see [`connector`]), stay connected
+//! (tokio-xmpp's stanza stream reconnects and resumes with XEP-0198; our reconnector adds
+//! backoff with jitter and readable errors), answer XEP-0199 ping and XEP-0092 version, match
+//! IQ responses to requests, and hand every other stanza to the bot as an [`Incoming`].
+//!
+//! WORKAROUND (tokio-xmpp 6.0.0 lost wakeup): `tokio_xmpp::Client` drives its stream through
+//! `StanzaReceiver::poll_next` (src/stanzastream/mod.rs ~l.321) and `ClientReceiver::poll_next`
+//! (src/client/receiver.rs ~l.41), which return `Pending` without registering a waker when an
+//! internal `try_lock` fails — the client then stalls under load or after a reconnect. We do
+//! not use `Client` at all: a [`StanzaStream`] owned by one task, never split, is polled
+//! through a plain channel and has no lock on its receive path. The stress test
+//! `tests/tests/session_stress.rs` fails if a stall comes back. When upstream fixes those two
+//! `poll_next`s, `Client` could replace this module's IQ tracking.
+
+pub mod backoff;
+pub mod connector;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use minidom::Element;
+use tokio::sync::oneshot;
+use tokio_xmpp::stanzastream::{
+    Connection, Event as StreamEvent, StanzaStage, StanzaStream, StreamEvent as StreamState,
+};
+use tokio_xmpp::xmlstream::Timeouts;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::message::Message;
+use xmpp_parsers::presence::Presence;
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::version::{VersionQuery, VersionResult};
+
+use crate::config::XmppConfig;
+use backoff::Backoff;
+use connector::Connector;
+
+/// How a bot names itself in XEP-0092 answers.
+#[derive(Debug, Clone)]
+pub struct Software {
+    pub name: String,
+    pub version: String,
+}
+
+/// Something the bot has to act on.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The stream is (again) ready. `resumed == false` means server-side state (presence,
+    /// PEP interest) was lost: announce everything again.
+    Online { resumed: bool },
+    /// The connection dropped; tokio-xmpp is reconnecting.
+    Suspended,
+    /// An IQ get/set for the bot to answer (ping and version are answered already).
+    Iq(IqRequest),
+    Presence(Presence),
+    Message(Message),
+}
+
+/// An incoming IQ get or set.
+#[derive(Debug, Clone)]
+pub struct IqRequest {
+    pub from: Option<Jid>,
+    pub id: String,
+    pub set: bool,
+    pub payload: Element,
+}
+
+/// The outcome of an IQ we sent.
+pub type IqOutcome = Result<Option<Element>, IqFailure>;
+
+/// Why an IQ we sent did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IqFailure {
+    #[error("the peer answered with an error: {0:?}")]
+    Error(Box<StanzaError>),
+    #[error("the stream was reset before an answer came")]
+    Lost,
+}
+
+/// Errors at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
+}
+
+/// One bot's connection.
+pub struct Session {
+    stream: StanzaStream,
+    jid: FullJid,
+    software: Software,
+    hide_os: bool,
+    pending: HashMap<String, oneshot::Sender<IqOutcome>>,
+    next_id: u64,
+}
+
+impl Session {
+    /// Starts connecting in the background; events arrive through [`Session::next`].
+    pub fn start(cfg: &XmppConfig, software: Software) -> Result<Self, SessionError> {
+        let connector = Connector::new(cfg).map_err(SessionError::Tls)?;
+        let jid = cfg.full_jid();
+        let stream = StanzaStream::new(
+            reconnector(connector, jid.clone(), cfg.password.expose().to_string()),
+            256,
+        );
+        Ok(Self {
+            stream,
+            jid,
+            software,
+            hide_os: cfg.hide_os,
+            pending: HashMap::new(),
+            next_id: 0,
+        })
+    }
+
+    /// The bound full JID (the requested one until the server says otherwise).
+    pub fn jid(&self) -> &FullJid {
+        &self.jid
+    }
+
+    /// The next event for the bot; `None` once the stream is closed for good.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        loop {
+            match self.stream.next().await? {
+                StreamEvent::Stream(StreamState::Reset { bound_jid, .. }) => {
+                    if let Ok(full) = bound_jid.try_into_full() {
+                        self.jid = full;
+                    }
+                    for (_, waiter) in self.pending.drain() {
+                        let _ = waiter.send(Err(IqFailure::Lost));
+                    }
+                    tracing::info!(jid = %self.jid, "Session established.");
+                    return Some(Incoming::Online { resumed: false });
+                }
+                StreamEvent::Stream(StreamState::Resumed) => {
+                    tracing::info!(jid = %self.jid, "Session resumed (XEP-0198).");
+                    return Some(Incoming::Online { resumed: true });
+                }
+                StreamEvent::Stream(StreamState::Suspended) => {
+                    tracing::warn!(jid = %self.jid, "Connection lost; reconnecting.");
+                    return Some(Incoming::Suspended);
+                }
+                StreamEvent::Stanza(Stanza::Presence(p)) => return Some(Incoming::Presence(p)),
+                StreamEvent::Stanza(Stanza::Message(m)) => return Some(Incoming::Message(m)),
+                StreamEvent::Stanza(Stanza::Iq(iq)) => {
+                    if let Some(req) = self.route_iq(iq).await {
+                        return Some(Incoming::Iq(req));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers responses and built-in requests; returns what the bot must handle.
+    async fn route_iq(&mut self, iq: Iq) -> Option<IqRequest> {
+        match iq {
+            Iq::Result { id, payload, .. } => {
+                if let Some(w) = self.pending.remove(&id) {
+                    let _ = w.send(Ok(payload));
+                }
+                None
+            }
+            Iq::Error { id, error, .. } => {
+                if let Some(w) = self.pending.remove(&id) {
+                    let _ = w.send(Err(IqFailure::Error(Box::new(error))));
+                }
+                None
+            }
+            Iq::Get { from, id, payload, .. } => {
+                let req = IqRequest { from, id, set: false, payload };
+                if req.payload.is("ping", xmpp_parsers::ns::PING) {
+                    self.reply(&req, Ok(None)).await;
+                    None
+                } else if VersionQuery::try_from(req.payload.clone()).is_ok() {
+                    let os = (!self.hide_os).then(|| std::env::consts::OS.to_string());
+                    let result = VersionResult {
+                        name: self.software.name.clone(),
+                        version: self.software.version.clone(),
+                        os,
+                    };
+                    self.reply(&req, Ok(Some(result.into()))).await;
+                    None
+                } else {
+                    Some(req)
+                }
+            }
+            Iq::Set { from, id, payload, .. } => Some(IqRequest { from, id, set: true, payload }),
+        }
+    }
+
+    /// Queues a stanza for sending. Returns once it is queued (not once it is written), so a
+    /// slow server applies back-pressure only when the 256-deep queue is full.
+    pub async fn send(&self, stanza: impl Into<Stanza>) {
+        let _ = self.stream.send(Box::new(stanza.into())).await;
+    }
+
+    /// Answers an IQ request with a payload, an empty result, or an error.
+    pub async fn reply(&self, req: &IqRequest, outcome: Result<Option<Element>, StanzaError>) {
+        let Some(to) = req.from.clone() else {
+            // From our own account/server: answer without a `to`.
+            return self.send(build_reply(None, &req.id, outcome)).await;
+        };
+        self.send(build_reply(Some(to), &req.id, outcome)).await
+    }
+
+    /// `service-unavailable`: the answer to every IQ nobody handles.
+    pub async fn reply_unavailable(&self, req: &IqRequest) {
+        self.reply(req, Err(stanza_error(DefinedCondition::ServiceUnavailable, None))).await
+    }
+
+    /// Sends an IQ and returns a receiver for its outcome.
+    pub async fn request(
+        &mut self,
+        to: Option<Jid>,
+        set: bool,
+        payload: Element,
+    ) -> oneshot::Receiver<IqOutcome> {
+        self.next_id += 1;
+        let id = format!("jm{}", self.next_id);
+        let iq = if set {
+            Iq::Set { from: None, to, id: id.clone(), payload }
+        } else {
+            Iq::Get { from: None, to, id: id.clone(), payload }
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending.retain(|_, w| !w.is_closed());
+        self.pending.insert(id, tx);
+        self.send(iq).await;
+        rx
+    }
+
+    /// Sends `last` (e.g. unavailable presence), waits until it is written, then closes the
+    /// stream — all bounded by `grace`, since tokio-xmpp's close never returns when the stream
+    /// never connected.
+    pub async fn close(self, last: Option<Stanza>, grace: Duration) {
+        let work = async move {
+            if let Some(stanza) = last {
+                let mut token = self.stream.send(Box::new(stanza)).await;
+                let _ = token.wait_for(StanzaStage::Sent).await;
+            }
+            self.stream.close().await;
+        };
+        if tokio::time::timeout(grace, work).await.is_err() {
+            tracing::warn!("Stream did not close within {grace:?}; leaving anyway.");
+        }
+    }
+}
+
+/// Builds an IQ reply.
+pub fn build_reply(
+    to: Option<Jid>,
+    id: &str,
+    outcome: Result<Option<Element>, StanzaError>,
+) -> Iq {
+    match outcome {
+        Ok(payload) => Iq::Result { from: None, to, id: id.to_string(), payload },
+        Err(error) => Iq::Error { from: None, to, id: id.to_string(), error, payload: None },
+    }
+}
+
+/// A stanza error of the usual type for `condition`, with an optional English text.
+pub fn stanza_error(condition: DefinedCondition, text: Option<&str>) -> StanzaError {
+    let type_ = match condition {
+        DefinedCondition::BadRequest | DefinedCondition::NotAcceptable => ErrorType::Modify,
+        DefinedCondition::Forbidden | DefinedCondition::NotAuthorized => ErrorType::Auth,
+        DefinedCondition::ResourceConstraint => ErrorType::Wait,
+        _ => ErrorType::Cancel,
+    };
+    let mut err = StanzaError::new(type_, condition, "en", text.unwrap_or(""));
+    if text.is_none() {
+        err.texts.clear();
+    }
+    err
+}
+
+/// The connector closure handed to the stanza stream: one login attempt after another with
+/// [`Backoff`], each failure logged once in words an operator can act on.
+fn reconnector(
+    connector: Connector,
+    jid: FullJid,
+    password: String,
+) -> Box<dyn FnMut(Option<String>, oneshot::Sender<Connection>) + Send + 'static> {
+    let backoff = Arc::new(Mutex::new(Backoff::default()));
+    Box::new(move |_preferred, slot: oneshot::Sender<Connection>| {
+        let (connector, jid, password, backoff) =
+            (connector.clone(), jid.clone(), password.clone(), backoff.clone());
+        tokio::spawn(async move {
+            let identity = Jid::from(jid.clone());
+            loop {
+                if slot.is_closed() {
+                    return;
+                }
+                match connector::login(&connector, &identity, &password, Timeouts::tight()).await {
+                    Ok((features, stream)) => {
+                        backoff.lock().map(|mut b| b.reset()).ok();
+                        let _ = slot.send(Connection {
+                            stream: stream.box_stream(),
+                            features,
+                            identity,
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        let delay = backoff
+                            .lock()
+                            .map(|mut b| b.next_delay(backoff::random_unit()))
+                            .unwrap_or(Duration::from_secs(60));
+                        match &e {
+                            tokio_xmpp::Error::Auth(_) => tracing::error!(
+                                %jid, retry_in = ?delay,
+                                "Authentication failed: {e}. Check the account and its password."
+                            ),
+                            _ => tracing::warn!(
+                                %jid, retry_in = ?delay, "Could not connect: {e}."
+                            ),
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_shapes() {
+        let ok = build_reply(Some(Jid::new("a@b/c").unwrap()), "7", Ok(None));
+        let el: Element = ok.into();
+        assert_eq!(el.attr("type"), Some("result"));
+        assert_eq!(el.attr("id"), Some("7"));
+        let err = build_reply(
+            None,
+            "8",
+            Err(stanza_error(DefinedCondition::ServiceUnavailable, None)),
+        );
+        let el: Element = err.into();
+        assert_eq!(el.attr("type"), Some("error"));
+        let e = el.get_child("error", xmpp_parsers::ns::DEFAULT_NS).unwrap();
+        assert_eq!(e.attr("type"), Some("cancel"));
+        assert!(e.has_child("service-unavailable", xmpp_parsers::ns::XMPP_STANZAS));
+    }
+}
