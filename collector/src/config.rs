@@ -1,0 +1,328 @@
+//! The collector's configuration: the common `[xmpp]`, `[log]`, `[access]` sections plus
+//! `[collector]`, `[thresholds]` and `[[commands.shell]]` (contract §2). `load` reports every
+//! problem at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jabmon_shared::acl::Acl;
+use jabmon_shared::config::{
+    self as shared, parse_duration, AccessSection, LogConfig, Problems, RawConfig, XmppConfig,
+    XmppSection,
+};
+use serde::Deserialize;
+use xmpp_parsers::jid::BareJid;
+
+/// `[collector]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSection {
+    /// Host label in metric names; default: the short host name, dots → `_`.
+    pub host: Option<String>,
+    /// Hub JID to subscribe to at start-up.
+    pub hub: Option<String>,
+    /// How often stats are sampled (default `1s`).
+    pub sample_interval: Option<String>,
+    /// How often a stats item is published over PEP (default `10s`).
+    pub publish_interval: Option<String>,
+    /// argv run by the `reboot` command (default `["systemctl", "reboot"]`).
+    pub reboot_command: Option<Vec<String>>,
+}
+
+/// `[thresholds]`: warn/critical levels with their clear levels (hysteresis).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    pub load_busy: f64,
+    pub load_busy_clear: f64,
+    pub load_critical: f64,
+    pub cpu_warn: f64,
+    pub cpu_warn_clear: f64,
+    pub memory_warn: f64,
+    pub memory_warn_clear: f64,
+    pub disk_warn: f64,
+    pub disk_warn_clear: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            load_busy: 1.0,
+            load_busy_clear: 0.8,
+            load_critical: 2.0,
+            cpu_warn: 85.0,
+            cpu_warn_clear: 75.0,
+            memory_warn: 90.0,
+            memory_warn_clear: 80.0,
+            disk_warn: 90.0,
+            disk_warn_clear: 80.0,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Every rule a threshold set must satisfy, as `(field, problem)` pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let all = [
+            ("load_busy", self.load_busy),
+            ("load_busy_clear", self.load_busy_clear),
+            ("load_critical", self.load_critical),
+            ("cpu_warn", self.cpu_warn),
+            ("cpu_warn_clear", self.cpu_warn_clear),
+            ("memory_warn", self.memory_warn),
+            ("memory_warn_clear", self.memory_warn_clear),
+            ("disk_warn", self.disk_warn),
+            ("disk_warn_clear", self.disk_warn_clear),
+        ];
+        for (name, v) in all {
+            if !v.is_finite() || v < 0.0 {
+                out.push((name, format!("{name} must be a number ≥ 0 (got {v})")));
+            }
+        }
+        for (name, v) in &all[3..] {
+            if *v > 100.0 {
+                out.push((*name, format!("{name} is a percentage and must be ≤ 100 (got {v})")));
+            }
+        }
+        let pairs = [
+            ("load_busy_clear", self.load_busy_clear, "load_busy", self.load_busy),
+            ("cpu_warn_clear", self.cpu_warn_clear, "cpu_warn", self.cpu_warn),
+            ("memory_warn_clear", self.memory_warn_clear, "memory_warn", self.memory_warn),
+            ("disk_warn_clear", self.disk_warn_clear, "disk_warn", self.disk_warn),
+        ];
+        for (clear, c, warn, w) in pairs {
+            if c >= w {
+                out.push((clear, format!("{clear} ({c}) must be below {warn} ({w})")));
+            }
+        }
+        if self.load_critical <= self.load_busy {
+            out.push((
+                "load_critical",
+                format!("load_critical ({}) must be above load_busy ({})", self.load_critical, self.load_busy),
+            ));
+        }
+        out
+    }
+}
+
+/// One `[[commands.shell]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellCommandSection {
+    pub name: String,
+    pub argv: Vec<String>,
+    #[serde(default = "default_shell_timeout")]
+    pub timeout: String,
+}
+
+fn default_shell_timeout() -> String {
+    "10s".into()
+}
+
+/// `[commands]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsSection {
+    #[serde(default)]
+    pub shell: Vec<ShellCommandSection>,
+}
+
+/// A validated whitelisted command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellCommand {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// The whole, validated collector configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub xmpp: XmppConfig,
+    pub log: LogConfig,
+    /// Who may subscribe (the hub included).
+    pub subscribers: Acl,
+    pub admins: Acl,
+    pub host: String,
+    pub hub: Option<BareJid>,
+    pub sample_interval: Duration,
+    pub publish_interval: Duration,
+    pub reboot_command: Vec<String>,
+    pub thresholds: Thresholds,
+    pub shell: Vec<ShellCommand>,
+}
+
+impl Config {
+    /// Loads and validates; `Err` lists every problem.
+    pub fn load(path: Option<&Path>) -> Result<Self, Problems> {
+        Self::from_raw(RawConfig::load(path)?)
+    }
+
+    /// Validates an already merged configuration tree.
+    pub fn from_raw(mut raw: RawConfig) -> Result<Self, Problems> {
+        let mut p = Problems::default();
+        let xmpp: XmppSection = raw.section("xmpp", &mut p);
+        let log: LogConfig = raw.section("log", &mut p);
+        let access: AccessSection = raw.section("access", &mut p);
+        let collector: CollectorSection = raw.section("collector", &mut p);
+        let thresholds: Thresholds = raw.section("thresholds", &mut p);
+        let commands: CommandsSection = raw.section("commands", &mut p);
+        raw.finish(&mut p);
+
+        let xmpp = xmpp.validate(&mut p);
+        log.validate(&mut p);
+        if !access.collectors.is_empty() || !access.users.is_empty() {
+            p.push("[access] collectors and users are hub settings; a collector uses subscribers and admins");
+        }
+        let mut subscribers = shared::acl("access", "subscribers", &access.subscribers, &mut p);
+        let admins = shared::acl("access", "admins", &access.admins, &mut p);
+
+        let host = match &collector.host {
+            Some(h) if jabmon_shared::metric::is_valid(h) && !h.contains('.') => h.clone(),
+            Some(h) => {
+                p.push(format!("[collector] host `{h}` must be one lower-case name of [a-z0-9_-]"));
+                String::new()
+            }
+            None => jabmon_shared::metric::host_label(&shared::hostname()),
+        };
+        let hub = collector.hub.as_deref().and_then(|h| match BareJid::new(h) {
+            Ok(j) if j.node().is_some() => Some(j),
+            _ => {
+                p.push(format!("[collector] hub `{h}` is not a bare JID (user@domain)"));
+                None
+            }
+        });
+        if let Some(hub) = &hub {
+            subscribers.allow(hub.clone());
+        }
+        let mut duration = |key: &str, v: &Option<String>, default: u64| -> Duration {
+            match v {
+                None => Duration::from_secs(default),
+                Some(text) => parse_duration(text).unwrap_or_else(|e| {
+                    p.push(format!("[collector] {key}: {e}"));
+                    Duration::from_secs(default)
+                }),
+            }
+        };
+        let sample_interval = duration("sample_interval", &collector.sample_interval, 1);
+        let publish_interval = duration("publish_interval", &collector.publish_interval, 10);
+        if sample_interval < Duration::from_millis(100) {
+            p.push("[collector] sample_interval must be at least 100ms");
+        }
+        if publish_interval < sample_interval {
+            p.push("[collector] publish_interval must not be shorter than sample_interval");
+        }
+        let reboot_command = collector
+            .reboot_command
+            .clone()
+            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
+        if reboot_command.is_empty() || reboot_command[0].is_empty() {
+            p.push("[collector] reboot_command must name a program");
+        }
+        for (field, problem) in thresholds.problems() {
+            let _ = field;
+            p.push(format!("[thresholds] {problem}"));
+        }
+        let mut shell = Vec::new();
+        for (i, c) in commands.shell.iter().enumerate() {
+            if c.name.is_empty() || c.name.len() > 64 {
+                p.push(format!("[[commands.shell]] #{}: name must be 1-64 characters", i + 1));
+            }
+            if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
+                p.push(format!("[[commands.shell]] name `{}` is used twice", c.name));
+            }
+            if c.argv.is_empty() || c.argv[0].is_empty() {
+                p.push(format!("[[commands.shell]] `{}`: argv must name a program", c.name));
+            }
+            let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
+                p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
+                Duration::from_secs(10)
+            });
+            shell.push(ShellCommand { name: c.name.clone(), argv: c.argv.clone(), timeout });
+        }
+        let Some(xmpp) = xmpp else { return Err(p) };
+        p.into_result(Config {
+            xmpp,
+            log,
+            subscribers,
+            admins,
+            host,
+            hub,
+            sample_interval,
+            publish_interval,
+            reboot_command,
+            thresholds,
+            shell,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
+        let dir = std::env::temp_dir().join(format!("jabmon-cfg-{}-{}", std::process::id(), toml.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_raw(RawConfig::load_with_env(Some(&path), Some(env))?)
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/collector.example.toml");
+        // The example points at /etc/jabmon/collector.pass; give it a readable file instead.
+        let pass = std::env::temp_dir().join(format!("jabmon-pass-{}", std::process::id()));
+        std::fs::write(&pass, "secret\n").unwrap();
+        let env = HashMap::from([(
+            "JABMON_XMPP__PASSWORD_FILE".to_string(),
+            pass.to_string_lossy().into_owned(),
+        )]);
+        let raw = RawConfig::load_with_env(Some(&path), Some(env)).unwrap();
+        let cfg = Config::from_raw(raw).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(cfg.host, "web1");
+        assert_eq!(cfg.publish_interval, Duration::from_secs(10));
+        assert_eq!(cfg.shell[0].name, "uptime");
+        assert_eq!(cfg.xmpp.password.expose(), "secret");
+        assert!(cfg.subscribers.allows(&BareJid::new("hub@example.org").unwrap()));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let cfg = load_str(
+            "[xmpp]\njid = \"a@b\"\npassword = \"x\"\n",
+            &[("JABMON_XMPP__PASSWORD", "from-env"), ("JABMON_COLLECTOR__HOST", "envhost")],
+        )
+        .unwrap();
+        assert_eq!(cfg.xmpp.password.expose(), "from-env");
+        assert_eq!(cfg.host, "envhost");
+    }
+
+    #[test]
+    fn every_problem_listed() {
+        let err = load_str(
+            "[xmpp]\njid = \"a@b\"\npasword = \"typo\"\ntls = \"maybe\"\n[collector]\nsample_interval = \"fast\"\nbogus = 1\n[thresholds]\ncpu_warn = 50.0\ncpu_warn_clear = 60.0\n[nonsense]\nx = 1\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for want in ["pasword", "tls", "bogus", "sample_interval", "cpu_warn_clear", "[nonsense]", "exactly one of password"] {
+            assert!(text.contains(want), "`{want}` not in:\n{text}");
+        }
+        assert!(err.0.len() >= 7, "{text}");
+    }
+
+    #[test]
+    fn thresholds_rules() {
+        let mut t = Thresholds::default();
+        assert!(t.problems().is_empty());
+        t.disk_warn_clear = 95.0;
+        t.load_critical = 0.5;
+        let fields: Vec<_> = t.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, vec!["disk_warn_clear", "load_critical"]);
+    }
+}

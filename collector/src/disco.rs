@@ -1,0 +1,176 @@
+//! XEP-0030 service discovery as others see the collector (contract §5): the root info with
+//! its host form (the caps hash is computed from it), one item per stats group, and per-group
+//! info with live values in an XEP-0128 form.
+
+use std::collections::BTreeSet;
+
+use jabmon_shared::forms;
+use jabmon_shared::ns;
+use minidom::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
+use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item};
+use xmpp_parsers::jid::{FullJid, Jid};
+
+use crate::metrics::{format_value, label, Figure, MetricTable, GROUPS};
+
+/// Static facts about the host; nothing here changes while the collector runs.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub cores: usize,
+    pub memory_total: u64,
+    pub version: String,
+}
+
+impl HostFacts {
+    /// Reads the facts of this machine.
+    pub fn read() -> Self {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Self {
+            hostname: jabmon_shared::config::hostname(),
+            os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
+            kernel: sysinfo::System::kernel_version().unwrap_or_default(),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            memory_total: crate::sample::procfs::parse_meminfo(&meminfo).total,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Features of the collector's root node.
+pub const FEATURES: [&str; 7] = [
+    "http://jabber.org/protocol/caps",
+    "http://jabber.org/protocol/commands",
+    "http://jabber.org/protocol/disco#info",
+    "http://jabber.org/protocol/disco#items",
+    "jabber:iq:version",
+    "urn:xmpp:ping",
+    ns::STATS,
+];
+
+/// Root disco#info: identity `client/bot`, features, host form.
+pub fn root_info(host: &str, facts: &HostFacts) -> DiscoInfoResult {
+    let text = |var: &str, label: &str, v: String| forms::field(var, FieldType::TextSingle, label, vec![v]);
+    let form = forms::form(
+        DataFormType::Result_,
+        ns::HOST,
+        vec![
+            text("hostname", "Host name", facts.hostname.clone()),
+            text("os", "Operating system", facts.os.clone()),
+            text("kernel", "Kernel", facts.kernel.clone()),
+            text("cores", "CPU cores", facts.cores.to_string()),
+            text("memory_total", "Memory (bytes)", facts.memory_total.to_string()),
+            text("version", "jabmon version", facts.version.clone()),
+        ],
+    );
+    DiscoInfoResult {
+        node: None,
+        identities: vec![Identity::new("client", "bot", "en", format!("jabmon collector on {host}"))],
+        features: FEATURES.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+        extensions: vec![form],
+    }
+}
+
+/// Root disco#items: one item per stats group.
+pub fn items(jid: &FullJid) -> DiscoItemsResult {
+    DiscoItemsResult {
+        node: None,
+        items: GROUPS
+            .iter()
+            .map(|(node, title)| Item {
+                jid: Jid::from(jid.clone()),
+                node: Some(node.to_string()),
+                name: Some(title.to_string()),
+            })
+            .collect(),
+        rsm: None,
+    }
+}
+
+/// The form of live values of `group`: each metric, then its windowed figures.
+pub fn group_form(group: &str, table: &MetricTable) -> DataForm {
+    forms::form(DataFormType::Result_, ns::STATS, group_fields(group, table))
+}
+
+/// The fields of `group` (without FORM_TYPE).
+pub fn group_fields(group: &str, table: &MetricTable) -> Vec<Field> {
+    let mut fields = Vec::new();
+    for (name, s) in table.group(group) {
+        let l = label(name, s.unit);
+        fields.push(forms::field(name, FieldType::TextSingle, &l, vec![format_value(s.value)]));
+        for f in Figure::ALL {
+            fields.push(forms::field(
+                &format!("{name}#{}", f.suffix()),
+                FieldType::TextSingle,
+                &format!("{l}, {}", f.describe()),
+                vec![format_value(s.figure(f))],
+            ));
+        }
+    }
+    fields
+}
+
+/// disco#info of a group node; `None` for an unknown node.
+pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
+    let (node, title) = GROUPS.iter().find(|(n, _)| *n == group)?;
+    Some(DiscoInfoResult {
+        node: Some(node.to_string()),
+        identities: vec![Identity::new("client", "bot", "en", title.to_string())],
+        features: ["http://jabber.org/protocol/disco#info".to_string()].into_iter().collect(),
+        extensions: vec![group_form(group, table)],
+    })
+}
+
+/// Serialises a disco#info result with every form field typed.
+pub fn info_element(info: DiscoInfoResult) -> Element {
+    let mut el: Element = info.into();
+    forms::explicit_types(&mut el);
+    el
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Unit;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            hostname: "web1".into(),
+            os: "Debian".into(),
+            kernel: "6.1".into(),
+            cores: 2,
+            memory_total: 1024,
+            version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn root_info_is_stable_and_complete() {
+        let a = root_info("web1", &facts());
+        let b = root_info("web1", &facts());
+        assert_eq!(jabmon_shared::caps::ver(&a), jabmon_shared::caps::ver(&b));
+        assert!(a.features.contains(ns::STATS));
+        let el = info_element(a);
+        let form = el.get_child("x", xmpp_parsers::ns::DATA_FORMS).unwrap();
+        for f in form.children() {
+            assert!(f.attr("type").is_some() && f.attr("label").is_some(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn group_form_has_windows() {
+        let mut t = MetricTable::default();
+        t.record(0.0, vec![("cpu.cpu.idle".into(), Unit::Percent, 80.0), ("load.load.shortterm".into(), Unit::Load, 0.1)]);
+        let form = group_form("cpu", &t);
+        let vars: Vec<_> = form.fields.iter().filter_map(|f| f.var.clone()).collect();
+        assert_eq!(
+            vars,
+            vec!["FORM_TYPE", "cpu.cpu.idle", "cpu.cpu.idle#1-min", "cpu.cpu.idle#5-min",
+                 "cpu.cpu.idle#15-min", "cpu.cpu.idle#min", "cpu.cpu.idle#max"]
+        );
+        assert!(group_info("nope", &t).is_none());
+        assert_eq!(items(&FullJid::new("c@x/r").unwrap()).items.len(), 8);
+    }
+}

@@ -1,0 +1,330 @@
+//! The collector's live metric table (pure): the current value of every metric, its
+//! 1/5/15-minute averages and min/max since the last reset, grouped as disco shows them.
+//!
+//! The averages are exponentially weighted with the kernel load-average constants
+//! (α = 1 − e^(−Δt/window)): three floats per metric instead of a ring of samples, which keeps
+//! the collector's memory flat whatever `sample_interval` is.
+
+use std::collections::BTreeMap;
+
+/// The stats groups, in disco order: (node, human title).
+pub const GROUPS: [(&str, &str); 8] = [
+    ("cpu", "CPU Load"),
+    ("load", "System Load"),
+    ("memory", "Memory"),
+    ("swap", "Swap"),
+    ("disk", "Disks"),
+    ("network", "Network"),
+    ("processes", "Processes"),
+    ("uptime", "Uptime"),
+];
+
+/// Units of the contract's metric table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Percent,
+    Load,
+    Bytes,
+    PerSecond,
+    Count,
+    Seconds,
+}
+
+impl Unit {
+    /// The unit as the stats payload and docs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Percent => "percent",
+            Unit::Load => "load",
+            Unit::Bytes => "bytes",
+            Unit::PerSecond => "per-second",
+            Unit::Count => "count",
+            Unit::Seconds => "seconds",
+        }
+    }
+    fn suffix(self) -> &'static str {
+        match self {
+            Unit::Percent => " (%)",
+            Unit::Load => "",
+            Unit::Bytes => " (bytes)",
+            Unit::PerSecond => " (per second)",
+            Unit::Count => "",
+            Unit::Seconds => " (s)",
+        }
+    }
+}
+
+/// The group (disco node) a metric name belongs to.
+pub fn group_of(name: &str) -> &'static str {
+    let first = name.split('.').next().unwrap_or("");
+    match first {
+        "cpu" => "cpu",
+        "load" => "load",
+        "memory" => "memory",
+        "swap" => "swap",
+        "processes" => "processes",
+        "uptime" => "uptime",
+        f if f.starts_with("cpu-") => "cpu",
+        f if f.starts_with("df-") || f.starts_with("disk-") => "disk",
+        f if f.starts_with("interface-") => "network",
+        _ => "other",
+    }
+}
+
+/// A human title for a metric name, with its unit: `cpu-0.cpu.idle` → `Core 0 idle (%)`.
+pub fn label(name: &str, unit: Unit) -> String {
+    let parts: Vec<&str> = name.split('.').collect();
+    let (plugin, kind, inst) = match parts.as_slice() {
+        [p, k, i] => (*p, *k, *i),
+        _ => return format!("{name}{}", unit.suffix()),
+    };
+    let subject = if plugin == "cpu" {
+        "CPU".to_string()
+    } else if let Some(n) = plugin.strip_prefix("cpu-") {
+        format!("Core {n}")
+    } else if let Some(m) = plugin.strip_prefix("df-") {
+        format!("Filesystem {m}")
+    } else if let Some(d) = plugin.strip_prefix("disk-") {
+        format!("Disk {d}")
+    } else if let Some(i) = plugin.strip_prefix("interface-") {
+        format!("Interface {i}")
+    } else {
+        let mut c = plugin.chars();
+        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    };
+    let what = match (kind, inst) {
+        ("load", "shortterm") => "1-min".to_string(),
+        ("load", "midterm") => "5-min".to_string(),
+        ("load", "longterm") => "15-min".to_string(),
+        ("percent", i) => format!("{i}"),
+        ("disk_octets", i) => format!("{i} bytes"),
+        ("disk_ops", i) => format!("{i} operations"),
+        ("if_octets", i) => format!("{i} bytes"),
+        ("if_packets", i) => format!("{i} packets"),
+        ("if_errors", i) => format!("{i} errors"),
+        (_, i) => i.to_string(),
+    };
+    format!("{subject} {what}{}", unit.suffix())
+}
+
+/// Which windowed figure of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    Avg1,
+    Avg5,
+    Avg15,
+    Min,
+    Max,
+}
+
+impl Figure {
+    pub const ALL: [Figure; 5] = [Figure::Avg1, Figure::Avg5, Figure::Avg15, Figure::Min, Figure::Max];
+    /// The suffix after `#` in form field names.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Figure::Avg1 => "1-min",
+            Figure::Avg5 => "5-min",
+            Figure::Avg15 => "15-min",
+            Figure::Min => "min",
+            Figure::Max => "max",
+        }
+    }
+    /// Label text appended to the metric's own label.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Figure::Avg1 => "1-min average",
+            Figure::Avg5 => "5-min average",
+            Figure::Avg15 => "15-min average",
+            Figure::Min => "minimum since reset",
+            Figure::Max => "maximum since reset",
+        }
+    }
+}
+
+/// One metric's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub unit: Unit,
+    pub value: f64,
+    pub timestamp: f64,
+    avg: [f64; 3],
+    pub min: f64,
+    pub max: f64,
+}
+
+const WINDOWS: [f64; 3] = [60.0, 300.0, 900.0];
+
+impl Series {
+    fn new(unit: Unit, value: f64, timestamp: f64) -> Self {
+        Self { unit, value, timestamp, avg: [value; 3], min: value, max: value }
+    }
+
+    fn update(&mut self, value: f64, timestamp: f64) {
+        let dt = (timestamp - self.timestamp).max(0.0);
+        for (avg, window) in self.avg.iter_mut().zip(WINDOWS) {
+            let alpha = 1.0 - (-dt / window).exp();
+            *avg += alpha * (value - *avg);
+        }
+        self.value = value;
+        self.timestamp = timestamp;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    fn reset(&mut self) {
+        self.avg = [self.value; 3];
+        self.min = self.value;
+        self.max = self.value;
+    }
+
+    /// A windowed figure.
+    pub fn figure(&self, f: Figure) -> f64 {
+        match f {
+            Figure::Avg1 => self.avg[0],
+            Figure::Avg5 => self.avg[1],
+            Figure::Avg15 => self.avg[2],
+            Figure::Min => self.min,
+            Figure::Max => self.max,
+        }
+    }
+}
+
+/// Every metric, by name.
+#[derive(Debug, Default)]
+pub struct MetricTable {
+    series: BTreeMap<String, Series>,
+    /// Timestamp of the latest sample.
+    pub last_sample: Option<f64>,
+}
+
+impl MetricTable {
+    /// Records one sample: `(name, unit, value)` readings taken at `timestamp`. Metrics that
+    /// vanished (an unmounted disk, a removed interface) are dropped.
+    pub fn record(&mut self, timestamp: f64, readings: Vec<(String, Unit, f64)>) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, unit, value) in readings {
+            if !value.is_finite() {
+                continue;
+            }
+            match self.series.get_mut(&name) {
+                Some(s) => s.update(value, timestamp),
+                None => {
+                    self.series.insert(name.clone(), Series::new(unit, value, timestamp));
+                }
+            }
+            seen.insert(name);
+        }
+        self.series.retain(|k, _| seen.contains(k));
+        self.last_sample = Some(timestamp);
+    }
+
+    /// Restarts min/max and averages of the given groups.
+    pub fn reset(&mut self, groups: &[&str]) {
+        for (name, s) in self.series.iter_mut() {
+            if groups.contains(&group_of(name)) {
+                s.reset();
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Series> {
+        self.series.get(name)
+    }
+
+    /// Current value of a metric.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.series.get(name).map(|s| s.value)
+    }
+
+    /// All metrics of a group, by name.
+    pub fn group<'a>(&'a self, group: &'a str) -> impl Iterator<Item = (&'a String, &'a Series)> + 'a {
+        self.series.iter().filter(move |(n, _)| group_of(n) == group)
+    }
+
+    /// All metrics.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Series)> {
+        self.series.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+/// Formats a value for a form or payload: integers without a fraction, others with at most
+/// three decimals.
+pub fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str, v: f64) -> (String, Unit, f64) {
+        (name.to_string(), Unit::Percent, v)
+    }
+
+    #[test]
+    fn min_max_and_reset() {
+        let mut t = MetricTable::default();
+        t.record(0.0, vec![r("cpu.cpu.idle", 50.0)]);
+        t.record(1.0, vec![r("cpu.cpu.idle", 10.0)]);
+        t.record(2.0, vec![r("cpu.cpu.idle", 90.0)]);
+        let s = t.get("cpu.cpu.idle").unwrap();
+        assert_eq!((s.min, s.max, s.value), (10.0, 90.0, 90.0));
+        t.reset(&["load"]);
+        assert_eq!(t.get("cpu.cpu.idle").unwrap().min, 10.0, "other groups untouched");
+        t.reset(&["cpu"]);
+        let s = t.get("cpu.cpu.idle").unwrap();
+        assert_eq!((s.min, s.max), (90.0, 90.0));
+    }
+
+    #[test]
+    fn averages_follow_their_windows() {
+        let mut t = MetricTable::default();
+        t.record(0.0, vec![r("x.y.z", 0.0)]);
+        for i in 1..=60 {
+            t.record(i as f64, vec![r("x.y.z", 100.0)]);
+        }
+        let s = t.get("x.y.z").unwrap();
+        // After one minute of 100s: 1-min ≈ 63 %, 5-min ≈ 18 %, 15-min ≈ 6.5 % of the step.
+        assert!((s.figure(Figure::Avg1) - 63.2).abs() < 0.5, "{}", s.figure(Figure::Avg1));
+        assert!((s.figure(Figure::Avg5) - 18.1).abs() < 0.5);
+        assert!((s.figure(Figure::Avg15) - 6.45).abs() < 0.5);
+    }
+
+    #[test]
+    fn vanished_metrics_are_dropped_and_nan_skipped() {
+        let mut t = MetricTable::default();
+        t.record(0.0, vec![r("df-a.df.used", 1.0), r("df-b.df.used", 1.0)]);
+        t.record(1.0, vec![r("df-a.df.used", 2.0), r("df-c.df.used", f64::NAN)]);
+        assert!(t.get("df-b.df.used").is_none());
+        assert!(t.get("df-c.df.used").is_none());
+        assert_eq!(t.value("df-a.df.used"), Some(2.0));
+    }
+
+    #[test]
+    fn groups_and_labels() {
+        assert_eq!(group_of("cpu-3.cpu.user"), "cpu");
+        assert_eq!(group_of("df-root.percent.used"), "disk");
+        assert_eq!(group_of("disk-sda.disk_ops.read"), "disk");
+        assert_eq!(group_of("interface-eth0.if_octets.rx"), "network");
+        assert_eq!(label("cpu.cpu.idle", Unit::Percent), "CPU idle (%)");
+        assert_eq!(label("cpu-0.cpu.user", Unit::Percent), "Core 0 user (%)");
+        assert_eq!(label("load.load.shortterm", Unit::Load), "Load 1-min");
+        assert_eq!(label("df-root.percent.used", Unit::Percent), "Filesystem root used (%)");
+    }
+
+    #[test]
+    fn value_format() {
+        assert_eq!(format_value(42.0), "42");
+        assert_eq!(format_value(12.3456), "12.346");
+        assert_eq!(format_value(0.5), "0.5");
+    }
+}

@@ -1,0 +1,248 @@
+//! Sampling the host: /proc for what sysinfo lacks (CPU split, load, memory detail, block
+//! devices, uptime), sysinfo for filesystems and interfaces. Counters become per-second rates
+//! between two samples; the first sample of a counter yields no rate.
+
+pub mod procfs;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jabmon_shared::metric;
+use sysinfo::{DiskRefreshKind, Disks, Networks};
+
+use crate::metrics::Unit;
+use procfs::CpuTimes;
+
+/// One reading: metric name (without host), unit, value.
+pub type Reading = (String, Unit, f64);
+
+/// Keeps what rates and CPU percentages need from the previous sample.
+pub struct Sampler {
+    prev_cpu: Option<(CpuTimes, Vec<CpuTimes>)>,
+    prev_counters: HashMap<String, (f64, u64)>,
+    disks: Disks,
+    networks: Networks,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Sampler {
+    pub fn new() -> Self {
+        Self {
+            prev_cpu: None,
+            prev_counters: HashMap::new(),
+            disks: Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage()),
+            networks: Networks::new_with_refreshed_list(),
+        }
+    }
+
+    /// Takes one sample at `now` (seconds since the epoch).
+    pub fn sample(&mut self, now: f64) -> Vec<Reading> {
+        let mut out = Vec::with_capacity(96);
+        self.cpu(&mut out);
+        if let Some(l) = procfs::parse_loadavg(&read("/proc/loadavg")) {
+            out.push(("load.load.shortterm".into(), Unit::Load, l.one));
+            out.push(("load.load.midterm".into(), Unit::Load, l.five));
+            out.push(("load.load.longterm".into(), Unit::Load, l.fifteen));
+            out.push(("processes.processes.total".into(), Unit::Count, l.total as f64));
+            out.push(("processes.processes.running".into(), Unit::Count, l.running as f64));
+        }
+        let m = procfs::parse_meminfo(&read("/proc/meminfo"));
+        if m.total > 0 {
+            let used = m.total.saturating_sub(m.available);
+            out.push(("memory.memory.used".into(), Unit::Bytes, used as f64));
+            out.push(("memory.memory.free".into(), Unit::Bytes, m.free as f64));
+            out.push(("memory.memory.available".into(), Unit::Bytes, m.available as f64));
+            out.push(("memory.memory.cached".into(), Unit::Bytes, m.cached as f64));
+            out.push(("memory.memory.buffered".into(), Unit::Bytes, m.buffers as f64));
+            out.push(("memory.percent.used".into(), Unit::Percent, used as f64 * 100.0 / m.total as f64));
+            out.push(("swap.swap.used".into(), Unit::Bytes, m.swap_total.saturating_sub(m.swap_free) as f64));
+            out.push(("swap.swap.free".into(), Unit::Bytes, m.swap_free as f64));
+        }
+        self.filesystems(&mut out);
+        for d in procfs::parse_diskstats(&read("/proc/diskstats")) {
+            // Whole block devices only (partitions have no /sys/block entry), no loop/ram.
+            if d.device.starts_with("loop") || d.device.starts_with("ram")
+                || !Path::new("/sys/block").join(&d.device).exists()
+            {
+                continue;
+            }
+            let dev = metric::component(&d.device);
+            self.rate(&mut out, now, format!("disk-{dev}.disk_octets.read"), d.read_bytes);
+            self.rate(&mut out, now, format!("disk-{dev}.disk_octets.write"), d.write_bytes);
+            self.rate(&mut out, now, format!("disk-{dev}.disk_ops.read"), d.reads);
+            self.rate(&mut out, now, format!("disk-{dev}.disk_ops.write"), d.writes);
+        }
+        self.interfaces(&mut out, now);
+        if let Some(up) = procfs::parse_uptime(&read("/proc/uptime")) {
+            out.push(("uptime.uptime.seconds".into(), Unit::Seconds, up.floor()));
+        }
+        out
+    }
+
+    fn cpu(&mut self, out: &mut Vec<Reading>) {
+        let (Some(all), cores) = procfs::parse_stat(&read("/proc/stat")) else { return };
+        if let Some((prev_all, prev_cores)) = &self.prev_cpu {
+            if let Some(p) = split(prev_all, &all) {
+                out.push(("cpu.cpu.user".into(), Unit::Percent, p.user));
+                out.push(("cpu.cpu.system".into(), Unit::Percent, p.system));
+                out.push(("cpu.cpu.idle".into(), Unit::Percent, p.idle));
+                out.push(("cpu.cpu.iowait".into(), Unit::Percent, p.iowait));
+                out.push(("cpu.cpu.steal".into(), Unit::Percent, p.steal));
+            }
+            for (n, (prev, cur)) in prev_cores.iter().zip(&cores).enumerate() {
+                if let Some(p) = split(prev, cur) {
+                    out.push((format!("cpu-{n}.cpu.user"), Unit::Percent, p.user));
+                    out.push((format!("cpu-{n}.cpu.system"), Unit::Percent, p.system));
+                    out.push((format!("cpu-{n}.cpu.idle"), Unit::Percent, p.idle));
+                }
+            }
+        }
+        self.prev_cpu = Some((all, cores));
+    }
+
+    fn filesystems(&mut self, out: &mut Vec<Reading>) {
+        self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        let mut seen = std::collections::HashSet::new();
+        for d in self.disks.list() {
+            let total = d.total_space();
+            if total == 0 {
+                continue;
+            }
+            let mount = metric::mount(&d.mount_point().to_string_lossy());
+            if !seen.insert(mount.clone()) {
+                continue; // bind mounts of one filesystem
+            }
+            let free = d.available_space();
+            let used = total.saturating_sub(free);
+            out.push((format!("df-{mount}.df.used"), Unit::Bytes, used as f64));
+            out.push((format!("df-{mount}.df.free"), Unit::Bytes, free as f64));
+            out.push((format!("df-{mount}.percent.used"), Unit::Percent, used as f64 * 100.0 / total as f64));
+        }
+    }
+
+    fn interfaces(&mut self, out: &mut Vec<Reading>, now: f64) {
+        self.networks.refresh(true);
+        let list: Vec<(String, [u64; 6])> = self
+            .networks
+            .list()
+            .iter()
+            .map(|(name, d)| {
+                (
+                    metric::component(name),
+                    [
+                        d.total_received(),
+                        d.total_transmitted(),
+                        d.total_packets_received(),
+                        d.total_packets_transmitted(),
+                        d.total_errors_on_received(),
+                        d.total_errors_on_transmitted(),
+                    ],
+                )
+            })
+            .collect();
+        for (name, c) in list {
+            self.rate(out, now, format!("interface-{name}.if_octets.rx"), c[0]);
+            self.rate(out, now, format!("interface-{name}.if_octets.tx"), c[1]);
+            self.rate(out, now, format!("interface-{name}.if_packets.rx"), c[2]);
+            self.rate(out, now, format!("interface-{name}.if_packets.tx"), c[3]);
+            self.rate(out, now, format!("interface-{name}.if_errors.rx"), c[4]);
+            self.rate(out, now, format!("interface-{name}.if_errors.tx"), c[5]);
+        }
+    }
+
+    fn rate(&mut self, out: &mut Vec<Reading>, now: f64, name: String, counter: u64) {
+        if let Some(r) = counter_rate(self.prev_counters.get(&name).copied(), now, counter) {
+            out.push((name.clone(), Unit::PerSecond, r));
+        }
+        self.prev_counters.insert(name, (now, counter));
+    }
+}
+
+/// Per-second rate of a counter since `prev`; `None` on the first sample or a counter reset.
+pub fn counter_rate(prev: Option<(f64, u64)>, now: f64, counter: u64) -> Option<f64> {
+    let (t, c) = prev?;
+    let dt = now - t;
+    (dt > 0.0 && counter >= c).then(|| (counter - c) as f64 / dt)
+}
+
+/// CPU percentages between two readings.
+#[derive(Debug, PartialEq)]
+pub struct CpuSplit {
+    pub user: f64,
+    pub system: f64,
+    pub idle: f64,
+    pub iowait: f64,
+    pub steal: f64,
+}
+
+/// user = user + nice, system = system + irq + softirq; `None` when no tick passed.
+pub fn split(prev: &CpuTimes, cur: &CpuTimes) -> Option<CpuSplit> {
+    let total = cur.total().checked_sub(prev.total()).filter(|t| *t > 0)? as f64;
+    let d = |a: u64, b: u64| b.saturating_sub(a) as f64 * 100.0 / total;
+    Some(CpuSplit {
+        user: d(prev.user + prev.nice, cur.user + cur.nice),
+        system: d(prev.system + prev.irq + prev.softirq, cur.system + cur.irq + cur.softirq),
+        idle: d(prev.idle, cur.idle),
+        iowait: d(prev.iowait, cur.iowait),
+        steal: d(prev.steal, cur.steal),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(counter_rate(None, 1.0, 10), None);
+        assert_eq!(counter_rate(Some((0.0, 10)), 2.0, 30), Some(10.0));
+        assert_eq!(counter_rate(Some((0.0, 10)), 2.0, 5), None, "counter reset");
+        assert_eq!(counter_rate(Some((2.0, 10)), 2.0, 20), None, "no time passed");
+    }
+
+    #[test]
+    fn cpu_split() {
+        let a = CpuTimes { user: 100, nice: 0, system: 50, idle: 800, iowait: 50, ..Default::default() };
+        let b = CpuTimes { user: 110, nice: 10, system: 60, idle: 950, iowait: 60, steal: 10, ..Default::default() };
+        let s = split(&a, &b).unwrap();
+        assert_eq!(s.user, 10.0);
+        assert_eq!(s.system, 5.0);
+        assert_eq!(s.idle, 75.0);
+        assert_eq!(s.iowait, 5.0);
+        assert_eq!(s.steal, 5.0);
+        assert!(split(&a, &a).is_none());
+    }
+
+    #[test]
+    fn real_host_has_every_group() {
+        let mut s = Sampler::new();
+        s.sample(0.0);
+        // Make sure the CPU counters move between the two samples.
+        let mut x = 0u64;
+        for i in 0..3_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        let readings = s.sample(1.0);
+        let names: Vec<&str> = readings.iter().map(|r| r.0.as_str()).collect();
+        for want in ["load.load.shortterm", "memory.memory.used", "memory.percent.used",
+                     "swap.swap.free", "processes.processes.total", "uptime.uptime.seconds"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("df-")), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("interface-")), "{names:?}");
+        for (name, _, v) in &readings {
+            assert!(metric::is_valid(name), "{name}");
+            assert!(v.is_finite(), "{name}");
+        }
+    }
+}
