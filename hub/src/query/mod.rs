@@ -1,1 +1,31 @@
-//! Query engine (issue 4).
+//! Query engine (issue 4): the Leela query language and the proc language, pure and fast.
+//!
+//! The hub drives one [`Engine`]: [`Engine::handle`] answers a request body with a [`Reply`],
+//! [`Engine::feed`] runs each metric event through the matching registrations, and
+//! [`Engine::tick`] advances `absent` on the hub's clock. No I/O, no tokio, no wall clock.
+//!
+//! Layout: `command` parses the four commands, `proc` the proc grammar and its canonical
+//! printer, `eval` runs pipelines (with `quantile` for `median`/`percentile`), `matcher`
+//! compiles regexes and finds the registrations matching a new name, `registry` keeps the
+//! registrations, `key` computes keys, `reply` builds the JSON bodies, `engine` ties them
+//! together. The contract is PROTOCOL.md §6; the user manual is `docs/query-language.md`.
+
+mod command;
+mod engine;
+mod error;
+mod eval;
+mod key;
+mod lex;
+mod matcher;
+mod proc;
+mod quantile;
+mod registry;
+mod reply;
+
+pub use command::{parse as parse_command, Command};
+pub use engine::{Engine, Limits, Output, Saved, Stats};
+pub use error::{ParseError, QueryError};
+pub use key::key;
+pub use proc::{parse as parse_proc, Proc};
+pub use registry::Registration;
+pub use reply::{dropped_message, event_message, Reply, ReplyDebug};

@@ -1,0 +1,57 @@
+//! Errors of the query engine, each mapped to one status code of the contract (PROTOCOL.md §6).
+
+use thiserror::Error;
+
+/// A command or proc that does not parse. Columns are 1-based character columns of the body.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParseError {
+    /// The token at `column` is not one the grammar allows there.
+    #[error("expected {expected} at column {column}, found {found}")]
+    Expected {
+        column: usize,
+        expected: String,
+        found: String,
+    },
+    /// The token at `column` has the right shape but an unusable value (`window 0`).
+    #[error("{message} at column {column}")]
+    Invalid { column: usize, message: String },
+}
+
+impl ParseError {
+    pub fn column(&self) -> usize {
+        match self {
+            ParseError::Expected { column, .. } | ParseError::Invalid { column, .. } => *column,
+        }
+    }
+}
+
+/// Why a request was refused. [`QueryError::status`] gives the contract's status code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QueryError {
+    /// 400: the command or proc does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// 400: the regex does not parse (`column` is the column in the body).
+    #[error("invalid regex at column {column}: {message}")]
+    Regex { column: usize, message: String },
+    /// 413: the body, proc or regex is over a size limit.
+    #[error("{what} is over the limit of {limit}")]
+    TooLarge { what: &'static str, limit: usize },
+    /// 413: the user already has `limit` registrations.
+    #[error("too many queries: the limit is {limit} per user")]
+    TooManyQueries { limit: usize },
+    /// 404: the user has no registration with this key.
+    #[error("no such key: {key}")]
+    NoSuchKey { key: String },
+}
+
+impl QueryError {
+    /// The status code of the reply for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            QueryError::Parse(_) | QueryError::Regex { .. } => 400,
+            QueryError::TooLarge { .. } | QueryError::TooManyQueries { .. } => 413,
+            QueryError::NoSuchKey { .. } => 404,
+        }
+    }
+}
