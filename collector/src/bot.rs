@@ -99,6 +99,7 @@ impl Collector {
             Incoming::Online { resumed } => {
                 self.online = true;
                 if !resumed {
+                    self.session.request_roster().await;
                     // The server forgot our presence: announce everything again.
                     self.pacer.forget();
                     self.announce(true).await;

@@ -187,8 +187,24 @@ impl Session {
                     Some(req)
                 }
             }
-            Iq::Set { from, id, payload, .. } => Some(IqRequest { from, id, set: true, payload }),
+            Iq::Set { from, id, payload, .. } => {
+                let req = IqRequest { from, id, set: true, payload };
+                // RFC 6121 §2.1.6: acknowledge roster pushes from our own account.
+                let own = req.from.as_ref().is_none_or(|f| f.to_bare() == self.jid.to_bare());
+                if own && req.payload.is("query", xmpp_parsers::ns::ROSTER) {
+                    self.reply(&req, Ok(None)).await;
+                    return None;
+                }
+                Some(req)
+            }
         }
+    }
+
+    /// Asks for the roster, which makes this resource "interested" (RFC 6121 §2.1.6):
+    /// only then does the server deliver subscription approvals and roster pushes to it.
+    pub async fn request_roster(&mut self) {
+        let query = xmpp_parsers::roster::Roster { ver: None, items: vec![] };
+        let _ = self.request(None, false, query.into()).await;
     }
 
     /// Queues a stanza for sending. Returns once it is queued (not once it is written), so a

@@ -1,0 +1,115 @@
+//! A test client: a real XMPP account on the test Prosody, driven through the project's own
+//! session layer (the same code the bots run on).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use jabmon_shared::config::{Secret, ServerAddr, TlsMode, XmppConfig};
+use jabmon_shared::session::{Incoming, IqOutcome, Session, Software};
+use minidom::Element;
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::presence::Presence;
+
+use crate::Prosody;
+
+/// Default time a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Settings for a session to the test server.
+pub fn xmpp_config(server: &Prosody, jid: &str, password: &str, resource: &str) -> XmppConfig {
+    XmppConfig {
+        jid: BareJid::new(jid).expect("test JID"),
+        resource: resource.to_string(),
+        password: Secret::new(password),
+        server: ServerAddr::Explicit { host: "127.0.0.1".into(), port: server.port },
+        tls: TlsMode::None,
+        ca_file: None,
+        hide_os: false,
+    }
+}
+
+/// A connected test account.
+pub struct TestClient {
+    pub session: Session,
+    pub jid: BareJid,
+    inbox: VecDeque<Incoming>,
+}
+
+impl TestClient {
+    /// Connects `jid` (already registered) and waits until it is online.
+    pub async fn connect(server: &Prosody, jid: &str, password: &str) -> Self {
+        Self::connect_with(xmpp_config(server, jid, password, "test")).await
+    }
+
+    /// Connects with explicit settings and waits until online.
+    pub async fn connect_with(cfg: XmppConfig) -> Self {
+        let software = Software { name: "jabmon-test".into(), version: "0".into() };
+        let session = Session::start(&cfg, software).expect("session");
+        let mut c = Self { session, jid: cfg.jid.clone(), inbox: VecDeque::new() };
+        c.next_matching(WAIT, "online", |e| matches!(e, Incoming::Online { .. }).then_some(())).await;
+        c.session.request_roster().await;
+        c
+    }
+
+    /// Sends an available presence (so that the server routes presence and PEP to us).
+    pub async fn available(&mut self) {
+        self.session.send(Presence::available()).await;
+    }
+
+    /// Pumps the session until `pick` accepts an event; other events are kept for later
+    /// calls. IQ requests nobody expects get `service-unavailable`.
+    pub async fn next_matching<T>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut pick: impl FnMut(&Incoming) -> Option<T>,
+    ) -> T {
+        if let Some(pos) = self.inbox.iter().position(|e| pick(e).is_some()) {
+            let e = self.inbox.remove(pos).expect("index in range");
+            return pick(&e).expect("matched before");
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let event = match tokio::time::timeout_at(deadline, self.session.next()).await {
+                Ok(Some(e)) => e,
+                Ok(None) => panic!("session closed while waiting for {what}"),
+                Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+            };
+            if let Some(v) = pick(&event) {
+                return v;
+            }
+            if let Incoming::Iq(req) = &event {
+                self.session.reply_unavailable(req).await;
+                continue;
+            }
+            self.inbox.push_back(event);
+            if self.inbox.len() > 10_000 {
+                self.inbox.pop_front();
+            }
+        }
+    }
+
+    /// Sends an IQ and waits for its outcome, pumping the session meanwhile.
+    pub async fn iq(&mut self, to: Jid, set: bool, payload: Element) -> IqOutcome {
+        let mut rx = self.session.request(Some(to), set, payload).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // The answer is delivered while `next()` runs, so race the two.
+            let event = tokio::select! {
+                outcome = &mut rx => return outcome.expect("the session keeps IQ waiters"),
+                event = tokio::time::timeout_at(deadline, self.session.next()) => event,
+            };
+            match event {
+                Ok(Some(Incoming::Iq(req))) => self.session.reply_unavailable(&req).await,
+                Ok(Some(e)) => self.inbox.push_back(e),
+                Ok(None) => panic!("session closed while waiting for an IQ answer"),
+                Err(_) => panic!("no IQ answer within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Drops every buffered event.
+    pub fn clear(&mut self) {
+        self.inbox.clear();
+    }
+}

@@ -1,0 +1,203 @@
+//! A private Prosody on a free loopback port.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The XMPP domain of every test server.
+pub const DOMAIN: &str = "localhost";
+
+/// A running Prosody; stopped (by PID) on drop.
+pub struct Prosody {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    config: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn is_root() -> bool {
+    // The data directory must belong to the `prosody` user when we are root (Prosody drops
+    // privileges to it and refuses to run as root).
+    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+fn chown_prosody(path: &Path) {
+    if is_root() {
+        let ok = Command::new("chown").arg("-R").arg("prosody:prosody").arg(path).status();
+        assert!(ok.map(|s| s.success()).unwrap_or(false), "chown prosody {}", path.display());
+    }
+}
+
+impl Prosody {
+    /// Starts a server; panics with a clear message when Prosody is missing.
+    pub fn start() -> Self {
+        // Show the bots' logs in failing tests (RUST_LOG=debug for more).
+        jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
+        assert!(
+            Path::new("/usr/bin/prosody").exists(),
+            "Prosody is not installed: run `apt-get install -y prosody` (the README's test command does)"
+        );
+        let dir = tempfile::Builder::new().prefix("jabmon-prosody-").tempdir().expect("temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let port = free_port();
+        let data = dir.path().join("data");
+        fs::create_dir_all(data.join("localhost").join("accounts")).expect("data dir");
+        let config = dir.path().join("prosody.cfg.lua");
+        fs::write(&config, config_text(dir.path(), port)).expect("write config");
+        let mut p = Self { child: None, dir, port, config };
+        p.tls_files();
+        chown_prosody(p.dir.path());
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        // Prosody refuses to run as root; as root, exec it as the `prosody` user (setpriv
+        // execs in place, so the child's PID is Prosody's own).
+        let mut cmd = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=prosody", "--regid=prosody", "--clear-groups", "/usr/bin/prosody"]);
+            c
+        } else {
+            Command::new("/usr/bin/prosody")
+        };
+        let child = cmd
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prosody");
+        self.child = Some(child);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("prosody exited at start ({status}); log:\n{}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "prosody did not listen within 10 s; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("prosody.log")).unwrap_or_default()
+    }
+
+    /// `host:port` for `[xmpp] server`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM file of the test CA (for `ca_file`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A directory for the test's own files (configs, markers).
+    pub fn scratch(&self) -> PathBuf {
+        let d = self.dir.path().join("scratch");
+        fs::create_dir_all(&d).expect("scratch dir");
+        d
+    }
+
+    /// Creates an account `user@localhost` (written into the data store; no restart needed).
+    pub fn register(&self, user: &str, password: &str) -> String {
+        let path = self.dir.path().join("data/localhost/accounts").join(format!("{user}.dat"));
+        let escaped = password.replace('\\', "\\\\").replace('"', "\\\"");
+        fs::write(&path, format!("return {{\n\t[\"password\"] = \"{escaped}\";\n}};\n")).expect("account");
+        chown_prosody(&path);
+        format!("{user}@{DOMAIN}")
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Generates a small CA and a CA:FALSE leaf for `localhost` (rustls rejects a bare
+    /// self-signed CA certificate as a server certificate).
+    fn tls_files(&mut self) {
+        let d = self.dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+              "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=jabmon test CA"]);
+        run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+              "-keyout", "localhost.key", "-out", "localhost.csr", "-subj", "/CN=localhost"]);
+        fs::write(d.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
+        run(&["x509", "-req", "-in", "localhost.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+              "-CAcreateserial", "-out", "localhost.crt", "-days", "2", "-extfile", "leaf.ext"]);
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn config_text(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"-- jabmon test server (generated)
+pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+daemonize = false
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{d}/prosody.log" }} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+component_ports = {{ }}
+network_settings = {{ nagle = false }}
+authentication = "internal_plain"
+storage = "internal"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+plugin_paths = {{ }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "pep", "smacks", "adhoc", "private", "version", "posix" }}
+modules_disabled = {{ "s2s" }}
+ssl = {{ key = "{d}/localhost.key", certificate = "{d}/localhost.crt" }}
+VirtualHost "localhost"
+"#
+    )
+}
