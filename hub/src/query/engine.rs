@@ -26,7 +26,7 @@ use super::reply::{self, Reply};
 pub struct Limits {
     /// Longest request body, in bytes.
     pub max_body_bytes: usize,
-    /// Longest proc, in characters as written.
+    /// Longest proc, in characters of its canonical text.
     pub max_proc_chars: usize,
     /// Most stages in a proc, counting those inside window bodies.
     pub max_proc_stages: usize,

@@ -28,10 +28,6 @@ impl<'a> Cursor<'a> {
         &self.src[self.pos..]
     }
 
-    pub(crate) fn slice(&self, from: usize, to: usize) -> &'a str {
-        &self.src[from..to]
-    }
-
     /// The 1-based character column of byte offset `pos`.
     pub(crate) fn column_of(&self, pos: usize) -> usize {
         self.src[..pos].chars().count() + 1

@@ -763,6 +763,108 @@ mod tests {
         }
     }
 
+    mod generated {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn num() -> impl Strategy<Value = Num> {
+            prop_oneof![
+                any::<f64>().prop_map(|x| Num(if x.is_nan() { f64::NAN } else { x })),
+                (-1000i32..1000).prop_map(|i| Num(f64::from(i) / 8.0)),
+            ]
+        }
+
+        fn unit() -> impl Strategy<Value = Num> {
+            (0u32..=1000).prop_map(|i| Num(f64::from(i) / 1000.0))
+        }
+
+        fn duration() -> impl Strategy<Value = Duration> {
+            (1..=MAX_DURATION_MS).prop_map(|ms| Duration { ms })
+        }
+
+        fn sync() -> impl Strategy<Value = Sync> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    Sync::Id,
+                    Sync::Abs,
+                    Sync::Ceil,
+                    Sync::Floor,
+                    Sync::Round,
+                    Sync::Truncate,
+                    Sync::Mean,
+                    Sync::Median,
+                    Sync::Minimum,
+                    Sync::Maximum,
+                    Sync::Sum,
+                    Sync::Prod,
+                    Sync::Count,
+                ]),
+                (
+                    prop::sample::select(vec![Aop::Mul, Aop::Div, Aop::Add, Aop::Sub]),
+                    num(),
+                    any::<bool>()
+                )
+                    .prop_map(|(op, value, value_first)| Sync::Arith {
+                        op,
+                        value,
+                        value_first
+                    }),
+            ]
+        }
+
+        fn stage() -> impl Strategy<Value = Stage> {
+            let count = 1..=MAX_COUNT;
+            let body = || prop::collection::vec(sync(), 1..4);
+            prop_oneof![
+                sync().prop_map(Stage::Sync),
+                (count.clone(), body()).prop_map(|(size, body)| Stage::Window { size, body }),
+                (duration(), body()).prop_map(|(width, body)| Stage::TWindow { width, body }),
+                count.clone().prop_map(Stage::Sma),
+                unit().prop_map(Stage::Ewma),
+                (count.clone(), count.clone()).prop_map(|(a, b)| Stage::Sample {
+                    pass: a.min(b),
+                    every: a.max(b)
+                }),
+                (
+                    prop::sample::select(vec![
+                        Lop::Gt,
+                        Lop::Ge,
+                        Lop::Lt,
+                        Lop::Le,
+                        Lop::Eq,
+                        Lop::Ne
+                    ]),
+                    num(),
+                    any::<bool>()
+                )
+                    .prop_map(|(op, value, value_first)| Stage::Filter {
+                        op,
+                        value,
+                        value_first
+                    }),
+                Just(Stage::Rate),
+                Just(Stage::Derive),
+                Just(Stage::Changed),
+                (count.clone(), duration()).prop_map(|(count, per)| Stage::Throttle { count, per }),
+                duration().prop_map(Stage::Absent),
+                (unit(), count).prop_map(|(p, size)| Stage::Percentile {
+                    pct: Num(p.0 * 100.0),
+                    size
+                }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn parse_of_print_is_identity(stages in prop::collection::vec(stage(), 1..6)) {
+                let p = Proc { stages };
+                let text = p.to_string();
+                let back = parse(&text);
+                prop_assert_eq!(back.as_ref(), Ok(&p), "{}", text);
+            }
+        }
+    }
+
     #[test]
     fn weight_counts_window_bodies() {
         assert_eq!(parse("id | window 3 (mean | (* 2))").unwrap().weight(), 4);
