@@ -15,6 +15,8 @@ pub struct Prosody {
     child: Option<Child>,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// XEP-0368 direct TLS port.
+    pub tls_port: u16,
     config: PathBuf,
 }
 
@@ -47,11 +49,12 @@ impl Prosody {
         let dir = tempfile::Builder::new().prefix("jabmon-prosody-").tempdir().expect("temp dir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let port = free_port();
+        let tls_port = free_port();
         let data = dir.path().join("data");
         fs::create_dir_all(data.join("localhost").join("accounts")).expect("data dir");
         let config = dir.path().join("prosody.cfg.lua");
-        fs::write(&config, config_text(dir.path(), port)).expect("write config");
-        let mut p = Self { child: None, dir, port, config };
+        fs::write(&config, config_text(dir.path(), port, tls_port)).expect("write config");
+        let mut p = Self { child: None, dir, port, tls_port, config };
         p.tls_files();
         chown_prosody(p.dir.path());
         p.spawn();
@@ -173,7 +176,7 @@ impl Drop for Prosody {
     }
 }
 
-fn config_text(dir: &Path, port: u16) -> String {
+fn config_text(dir: &Path, port: u16, tls_port: u16) -> String {
     let d = dir.display();
     format!(
         r#"-- jabmon test server (generated)
@@ -183,7 +186,7 @@ daemonize = false
 log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{d}/prosody.log" }} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {tls_port} }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
