@@ -153,3 +153,64 @@ async fn subscription_caps_and_disco() {
 fn base64_of(bytes: &[u8]) -> String {
     xmpp_parsers::hashes::Hash::new(xmpp_parsers::hashes::Algo::Sha_1, bytes.to_vec()).to_base64()
 }
+
+/// Keeps a core busy while alive, so the load average cannot read 0.00.
+struct Burner(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Burner {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        });
+        Self(stop)
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Presence follows load: thresholds set below this machine's load give away, then dnd.
+#[tokio::test]
+async fn presence_shows_busy_and_critical_load() {
+    use xmpp_parsers::presence::Show;
+    let _burn = Burner::start();
+    let server = Prosody::start();
+    server.register("web1", "pw-web1");
+    let sub = server.register("alice", "pw-alice");
+    let mut alice = TestClient::connect(&server, &sub, "pw-alice").await;
+
+    for (thresholds, show, prefix) in [
+        ("load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 1000.0\n", Show::Away, "Overloaded. Can't take more jobs."),
+        ("load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 0.0003\n", Show::Dnd, "Critical:"),
+    ] {
+        let cfg = collector_toml(
+            &server,
+            "web1",
+            "pw-web1",
+            &format!("[access]\nsubscribers = [\"alice@localhost\"]\n[thresholds]\n{thresholds}"),
+        );
+        let bot = InProcess::collector(&cfg);
+        if show == Show::Away {
+            subscribe(&mut alice).await;
+        }
+        let p = alice
+            .next_matching(WAIT, "a loaded presence", |e| {
+                presence_from(e, "web1@localhost").filter(|p| p.show == Some(show.clone())).cloned()
+            })
+            .await;
+        let status = p.statuses.values().next().map(|s| s.to_string()).unwrap_or_default();
+        assert!(status.starts_with(prefix), "{status}");
+        assert!(status.contains("load ") && status.contains("cpu ") && status.contains("mem "), "{status}");
+        assert!(p.payloads.iter().any(|e| e.is("c", "http://jabber.org/protocol/caps")));
+        bot.stop().await;
+        alice.clear();
+    }
+}
