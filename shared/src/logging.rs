@@ -12,6 +12,7 @@ pub fn init(cfg: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true);
     // `try_init` also installs the log→tracing bridge (tracing-log feature).
     let _ = match cfg.format {

@@ -1,0 +1,78 @@
+//! XEP-0163 personal eventing: the publish and fetch requests jabmon sends to its own account,
+//! with publish-options, and how to read a server's refusal of them.
+
+use minidom::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
+use xmpp_parsers::pubsub::pubsub::{Item, Items, Publish, PublishOptions};
+use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
+use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
+
+const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
+
+/// `<pubsub><publish node><item id>payload</item></publish><publish-options/></pubsub>`.
+/// `options` are `pubsub#…` fields; empty means no publish-options at all.
+pub fn publish(node: &str, item_id: &str, payload: Element, options: &[(&str, &str)]) -> Element {
+    let publish_options = (!options.is_empty()).then(|| {
+        let mut fields = vec![Field::new("FORM_TYPE", FieldType::Hidden).with_value(PUBLISH_OPTIONS)];
+        fields.extend(options.iter().map(|(var, value)| Field::text_single(var, value)));
+        PublishOptions { form: Some(DataForm { type_: DataFormType::Submit, title: None, instructions: None, fields }) }
+    });
+    PubSub::Publish {
+        publish: Publish {
+            node: NodeName(node.to_string()),
+            items: vec![Item { id: Some(ItemId(item_id.to_string())), publisher: None, payload: Some(payload) }],
+        },
+        publish_options,
+    }
+    .into()
+}
+
+/// `<pubsub><items node max_items/></pubsub>`: the latest `max` items of `node`.
+pub fn latest_items(node: &str, max: u32) -> Element {
+    let mut items = Items::new(node);
+    items.max_items = Some(max);
+    PubSub::Items(items).into()
+}
+
+/// The payloads of an items result, newest last as the server sends them.
+pub fn item_payloads(result: Element) -> Vec<Element> {
+    match PubSub::try_from(result) {
+        Ok(PubSub::Items(items)) => items.items.into_iter().filter_map(|i| i.payload).collect(),
+        _ => vec![],
+    }
+}
+
+/// ejabberd refuses publish-options it does not know (`pubsub#max_items`) with
+/// `resource-constraint` of type `wait`: then publish with `pubsub#access_model` alone.
+pub fn refuses_options(err: &StanzaError) -> bool {
+    matches!(err.defined_condition, DefinedCondition::ResourceConstraint | DefinedCondition::Conflict | DefinedCondition::NotAcceptable)
+        || err.texts.values().any(|t| t.contains("Unknown field") || t.contains("publish-options"))
+}
+
+/// The server's words for an error, for one log line.
+pub fn describe(err: &StanzaError) -> String {
+    let text = err.texts.values().next().cloned().unwrap_or_default();
+    format!("{:?}{}{}", err.defined_condition, if text.is_empty() { "" } else { ": " }, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_with_options() {
+        let payload: Element = "<stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/>".parse().unwrap();
+        let el = publish("urn:jabmon:stats:0", "current", payload, &[("pubsub#max_items", "1"), ("pubsub#access_model", "presence")]);
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:jabmon:stats:0'><item id='current'><stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#max_items'><value>1</value></field><field var='pubsub#access_model'><value>presence</value></field></x></publish-options></pubsub>".parse().unwrap();
+        assert_eq!(el, expected);
+    }
+
+    #[test]
+    fn ejabberd_refusal_is_recognised() {
+        let mut e = crate::session::stanza_error(DefinedCondition::ResourceConstraint, Some("Unknown field 'pubsub#max_items'"));
+        assert!(refuses_options(&e));
+        e.defined_condition = DefinedCondition::Forbidden;
+        e.texts.clear();
+        assert!(!refuses_options(&e));
+    }
+}
