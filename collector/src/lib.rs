@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bot;
+pub mod commands;
 pub mod config;
 pub mod disco;
 pub mod metrics;

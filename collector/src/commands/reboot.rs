@@ -1,0 +1,44 @@
+//! `reboot` (admins): `confirm` (boolean, required), `delay` (seconds, default 0), `reason` →
+//! if confirmed, an event is published and `reboot_command` runs after the delay.
+
+use jabmon_shared::forms;
+use xmpp_parsers::data_forms::{DataForm, FieldType};
+use xmpp_parsers::stanza_error::StanzaError;
+
+use super::{bad_payload, input_form, value};
+
+/// Longest accepted delay: a day.
+pub const MAX_DELAY: u64 = 86_400;
+
+pub fn form() -> DataForm {
+    let mut confirm = forms::field("confirm", FieldType::Boolean, "Really reboot this host?", vec!["0".into()]);
+    confirm.required = true;
+    input_form(
+        "Reboot",
+        vec![
+            confirm,
+            forms::field("delay", FieldType::TextSingle, "Delay (seconds)", vec!["0".into()]),
+            forms::field("reason", FieldType::TextSingle, "Reason", vec![]),
+        ],
+    )
+}
+
+/// `Some((delay, reason))` when confirmed, `None` when not.
+pub fn apply(form: &DataForm) -> Result<Option<(u64, String)>, StanzaError> {
+    let confirm = match value(form, "confirm")? {
+        Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        None => return Err(bad_payload("Field 'confirm' is required.")),
+        Some(_) => return Err(bad_payload("Field 'confirm' must be a boolean.")),
+    };
+    let delay = match value(form, "delay")?.map(str::trim) {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|d| *d <= MAX_DELAY)
+            .ok_or_else(|| bad_payload(&format!("Field 'delay' must be whole seconds from 0 to {MAX_DELAY}.")))?,
+    };
+    let reason = value(form, "reason")?.unwrap_or("").to_string();
+    Ok(confirm.then_some((delay, reason)))
+}
