@@ -9,11 +9,13 @@
 //! - [`bot`]: the event loop tying the session, the sampler and the handlers together.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod bot;
 pub mod commands;
 pub mod config;
 pub mod disco;
 pub mod metrics;
+pub mod pep;
 pub mod presence;
 pub mod sample;
 

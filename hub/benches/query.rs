@@ -44,6 +44,8 @@ fn metrics() -> Vec<String> {
             m.push(format!("interface-{i}.{t}"));
         }
     }
+    m.push("interface-eth0.if_packets.rx".into());
+    m.push("interface-eth0.if_packets.tx".into());
     m.push("processes.processes.total".into());
     m.push("processes.processes.running".into());
     m.push("uptime.uptime.seconds".into());

@@ -33,7 +33,12 @@ pub struct TestClient {
     pub session: Session,
     pub jid: BareJid,
     inbox: VecDeque<Incoming>,
+    /// What this client answers to disco#info (set by [`TestClient::advertise`]).
+    disco: Option<xmpp_parsers::disco::DiscoInfoResult>,
 }
+
+/// The caps node test clients use.
+pub const TEST_CAPS_NODE: &str = "urn:jabmon:test";
 
 impl TestClient {
     /// Connects `jid` (already registered) and waits until it is online.
@@ -45,7 +50,7 @@ impl TestClient {
     pub async fn connect_with(cfg: XmppConfig) -> Self {
         let software = Software { name: "jabmon-test".into(), version: "0".into() };
         let session = Session::start(&cfg, software).expect("session");
-        let mut c = Self { session, jid: cfg.jid.clone(), inbox: VecDeque::new() };
+        let mut c = Self { session, jid: cfg.jid.clone(), inbox: VecDeque::new(), disco: None };
         c.next_matching(WAIT, "online", |e| matches!(e, Incoming::Online { .. }).then_some(())).await;
         c.session.request_roster().await;
         c
@@ -54,6 +59,37 @@ impl TestClient {
     /// Sends an available presence (so that the server routes presence and PEP to us).
     pub async fn available(&mut self) {
         self.session.send(Presence::available()).await;
+    }
+
+    /// Sends available presence with XEP-0115 caps for `features` (e.g.
+    /// `urn:jabmon:events:0+notify`) and answers disco#info for them from then on, as
+    /// `mod_pep` asks before it notifies.
+    pub async fn advertise(&mut self, features: &[&str]) {
+        let mut all: std::collections::BTreeSet<String> = features.iter().map(|f| f.to_string()).collect();
+        all.insert("http://jabber.org/protocol/disco#info".into());
+        all.insert("http://jabber.org/protocol/caps".into());
+        let info = xmpp_parsers::disco::DiscoInfoResult {
+            node: None,
+            identities: vec![xmpp_parsers::disco::Identity::new("client", "bot", "en", "jabmon test")],
+            features: all,
+            extensions: vec![],
+        };
+        let caps = jabmon_shared::caps::caps(TEST_CAPS_NODE, &info);
+        self.disco = Some(info);
+        self.session.send(Presence::available().with_payload(caps)).await;
+    }
+
+    /// Answers an IQ the test did not ask about: disco#info when advertising, else
+    /// `service-unavailable`.
+    async fn answer(&mut self, req: &jabmon_shared::session::IqRequest) {
+        if let (false, Some(info)) = (req.set, &self.disco) {
+            if let Ok(q) = xmpp_parsers::disco::DiscoInfoQuery::try_from(req.payload.clone()) {
+                let mut info = info.clone();
+                info.node = q.node;
+                return self.session.reply(req, Ok(Some(info.into()))).await;
+            }
+        }
+        self.session.reply_unavailable(req).await
     }
 
     /// Pumps the session until `pick` accepts an event; other events are kept for later
@@ -79,7 +115,7 @@ impl TestClient {
                 return v;
             }
             if let Incoming::Iq(req) = &event {
-                self.session.reply_unavailable(req).await;
+                self.answer(req).await;
                 continue;
             }
             self.inbox.push_back(event);
@@ -91,7 +127,12 @@ impl TestClient {
 
     /// Sends an IQ and waits for its outcome, pumping the session meanwhile.
     pub async fn iq(&mut self, to: Jid, set: bool, payload: Element) -> IqOutcome {
-        let mut rx = self.session.request(Some(to), set, payload).await;
+        let rx = self.session.request(Some(to), set, payload).await;
+        self.wait(rx).await
+    }
+
+    /// Waits for the outcome of an IQ sent with `session.request`, pumping meanwhile.
+    pub async fn wait(&mut self, mut rx: tokio::sync::oneshot::Receiver<IqOutcome>) -> IqOutcome {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             // The answer is delivered while `next()` runs, so race the two.
@@ -100,7 +141,7 @@ impl TestClient {
                 event = tokio::time::timeout_at(deadline, self.session.next()) => event,
             };
             match event {
-                Ok(Some(Incoming::Iq(req))) => self.session.reply_unavailable(&req).await,
+                Ok(Some(Incoming::Iq(req))) => self.answer(&req).await,
                 Ok(Some(e)) => self.inbox.push_back(e),
                 Ok(None) => panic!("session closed while waiting for an IQ answer"),
                 Err(_) => panic!("no IQ answer within {WAIT:?}"),

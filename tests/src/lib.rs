@@ -8,6 +8,7 @@
 
 pub mod bots;
 pub mod client;
+pub mod pep;
 pub mod prosody;
 
 pub use client::TestClient;
@@ -48,3 +49,27 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     );
     bin
 }
+
+/// Keeps a core busy while alive, so the load average cannot read 0.00.
+pub struct Burner(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Burner {
+    pub fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        });
+        Self(stop)
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+

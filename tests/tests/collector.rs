@@ -154,34 +154,11 @@ fn base64_of(bytes: &[u8]) -> String {
     xmpp_parsers::hashes::Hash::new(xmpp_parsers::hashes::Algo::Sha_1, bytes.to_vec()).to_base64()
 }
 
-/// Keeps a core busy while alive, so the load average cannot read 0.00.
-struct Burner(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl Burner {
-    fn start() -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            let mut x = 0u64;
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-            }
-        });
-        Self(stop)
-    }
-}
-
-impl Drop for Burner {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// Presence follows load: thresholds set below this machine's load give away, then dnd.
 #[tokio::test]
 async fn presence_shows_busy_and_critical_load() {
     use xmpp_parsers::presence::Show;
-    let _burn = Burner::start();
+    let _burn = jabmon_tests::Burner::start();
     let server = Prosody::start();
     server.register("web1", "pw-web1");
     let sub = server.register("alice", "pw-alice");

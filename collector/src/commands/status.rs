@@ -1,5 +1,5 @@
 //! `status` (subscribers): one stage — a result form with every metric, like the disco node
-//! forms, and the presence summary as the note.
+//! forms, then the thresholds in force (`threshold.NAME`), and the presence summary as the note.
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::{forms, ns};
@@ -14,6 +14,12 @@ pub fn execute(ctx: &Context<'_>) -> Command {
     for (group, _) in GROUPS {
         fields.extend(group_fields(group, ctx.table));
     }
+    // The thresholds in force, so an operator sees what presence and alerts compare against.
+    fields.extend(super::thresholds::result_form(ctx.thresholds).fields.into_iter().map(|mut f| {
+        f.var = f.var.map(|v| format!("threshold.{v}"));
+        f.label = f.label.map(|l| format!("Threshold: {l}"));
+        f
+    }));
     let mut form = forms::form(DataFormType::Result_, ns::STATS, fields);
     form.title = Some("Status".into());
     completed(Node::Status, None, &ctx.summary, Some(form))

@@ -196,7 +196,7 @@ impl PipeState {
                 },
                 Stage::Percentile { pct, .. } => StageState::Percentile {
                     seen: 0,
-                    quantile: Quantile::new(pct.0 / 100.0),
+                    quantile: Quantile::lazy(pct.0 / 100.0),
                 },
             })
             .collect();

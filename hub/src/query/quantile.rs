@@ -13,6 +13,11 @@ pub const EXACT_CAP: usize = 512;
 pub(crate) struct Quantile {
     p: f64,
     mode: Mode,
+    /// Whether the exact sample is sorted.
+    sorted: bool,
+    /// Append and sort when the value is asked for (a `percentile` window, asked once per
+    /// window) rather than insert in order (a running `median`, asked after every event).
+    lazy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -22,11 +27,21 @@ enum Mode {
 }
 
 impl Quantile {
-    /// `p` in `0.0 ..= 1.0`.
+    /// `p` in `0.0 ..= 1.0`, for a value asked after every push.
     pub(crate) fn new(p: f64) -> Self {
         Quantile {
             p: p.clamp(0.0, 1.0),
             mode: Mode::Exact(Vec::new()),
+            sorted: true,
+            lazy: false,
+        }
+    }
+
+    /// `p` in `0.0 ..= 1.0`, for a value asked rarely.
+    pub(crate) fn lazy(p: f64) -> Self {
+        Quantile {
+            lazy: true,
+            ..Quantile::new(p)
         }
     }
 
@@ -35,15 +50,26 @@ impl Quantile {
             Mode::Exact(v) => v.clear(),
             Mode::Estimate(_) => self.mode = Mode::Exact(Vec::new()),
         }
+        self.sorted = true;
     }
 
     pub(crate) fn push(&mut self, x: f64) {
         match &mut self.mode {
+            Mode::Exact(v) if v.len() < EXACT_CAP && self.lazy => {
+                if v.last().is_some_and(|last| last.total_cmp(&x).is_gt()) {
+                    self.sorted = false;
+                }
+                v.push(x);
+            }
             Mode::Exact(v) if v.len() < EXACT_CAP => {
                 let at = v.partition_point(|y| y.total_cmp(&x).is_lt());
                 v.insert(at, x);
             }
             Mode::Exact(v) => {
+                if !self.sorted {
+                    v.sort_unstable_by(f64::total_cmp);
+                    self.sorted = true;
+                }
                 let mut est = Box::new(P2::from_sorted(v, self.p));
                 est.push(x);
                 self.mode = Mode::Estimate(est);
@@ -53,9 +79,15 @@ impl Quantile {
     }
 
     /// The current quantile; NaN before any value.
-    pub(crate) fn value(&self) -> f64 {
-        match &self.mode {
-            Mode::Exact(v) => exact(v, self.p),
+    pub(crate) fn value(&mut self) -> f64 {
+        match &mut self.mode {
+            Mode::Exact(v) => {
+                if !self.sorted {
+                    v.sort_unstable_by(f64::total_cmp);
+                    self.sorted = true;
+                }
+                exact(v, self.p)
+            }
             Mode::Estimate(est) => est.value(self.p),
         }
     }
@@ -178,12 +210,16 @@ impl P2 {
 mod tests {
     use super::*;
 
-    fn quantile_of(p: f64, values: impl IntoIterator<Item = f64>) -> f64 {
-        let mut q = Quantile::new(p);
+    fn quantile_of(p: f64, values: impl IntoIterator<Item = f64> + Clone) -> f64 {
+        let mut eager = Quantile::new(p);
+        let mut lazy = Quantile::lazy(p);
         for v in values {
-            q.push(v);
+            eager.push(v);
+            lazy.push(v);
         }
-        q.value()
+        let (a, b) = (eager.value(), lazy.value());
+        assert!(a.to_bits() == b.to_bits(), "{a} != {b}");
+        a
     }
 
     #[test]

@@ -1,0 +1,56 @@
+//! Measures a bot's footprint against a private Prosody: RSS (VmRSS, sampled every second)
+//! and CPU (utime + stime over the whole run), the way docs/performance.md reports them.
+//!
+//!     cargo build --release --bins && target/release/jabmon-footprint --seconds 300
+
+use std::time::{Duration, Instant};
+
+use jabmon_tests::bots::{collector_toml, Process};
+use jabmon_tests::Prosody;
+
+fn arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn main() {
+    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(300);
+    let interval = arg("--sample-interval").unwrap_or_else(|| "1s".into());
+    let server = Prosody::start();
+    server.register("web1", "pw");
+    let cfg = collector_toml(&server, "web1", "pw",
+        &format!("[access]\nsubscribers = [\"@localhost\"]\n[collector]\nsample_interval = \"{interval}\"\n[log]\nlevel = \"warn\"\n"));
+    let bot = Process::start("jabmon-collector", &cfg);
+    let pid = bot.child.id();
+    std::thread::sleep(Duration::from_secs(3)); // let it connect and settle before measuring
+    let t0 = Instant::now();
+    let c0 = cpu_ticks(pid).expect("collector running");
+    let (mut min, mut max, mut sum, mut n) = (u64::MAX, 0u64, 0u64, 0u64);
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        if let Some(r) = rss_kib(pid) {
+            min = min.min(r);
+            max = max.max(r);
+            sum += r;
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let c1 = cpu_ticks(pid).expect("collector still running");
+    let wall = t0.elapsed().as_secs_f64();
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu_pct = (c1 - c0) as f64 / hz / wall * 100.0;
+    println!("collector, sample_interval {interval}, {wall:.0} s:");
+    println!("  RSS   min {:.2} MiB  mean {:.2} MiB  max {:.2} MiB", min as f64 / 1024.0, sum as f64 / n.max(1) as f64 / 1024.0, max as f64 / 1024.0);
+    println!("  CPU   {cpu_pct:.3} % of one core ({} ticks of 10 ms)", c1 - c0);
+}

@@ -1,0 +1,307 @@
+//! Ad-hoc commands and PEP publishing, from an admin's and a plain subscriber's client, against
+//! a real Prosody (issue 3's "Done when").
+
+use std::time::Duration;
+
+use jabmon_shared::adhoc::Command;
+use jabmon_shared::payload::{EventKind, Severity};
+use jabmon_shared::session::{IqFailure, IqOutcome, Incoming};
+use jabmon_tests::bots::{collector_toml, InProcess};
+use jabmon_tests::client::WAIT;
+use jabmon_tests::{pep, Prosody, TestClient};
+use minidom::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::disco::{DiscoItemsQuery, DiscoItemsResult};
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
+use xmpp_parsers::stanza_error::DefinedCondition;
+
+const NS: &str = "http://jabber.org/protocol/commands";
+
+struct Setup {
+    server: Prosody,
+    bot: InProcess,
+    marker: std::path::PathBuf,
+}
+
+fn full() -> Jid {
+    Jid::new("web1@localhost/jabmon").unwrap()
+}
+
+async fn setup(publish_interval: &str) -> Setup {
+    let server = Prosody::start();
+    server.register("web1", "pw-web1");
+    server.register("ops", "pw-ops");
+    server.register("alice", "pw-alice");
+    let marker = server.scratch().join("rebooted");
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        &format!(
+            "[access]\nsubscribers = [\"@localhost\"]\nadmins = [\"ops@localhost\"]\n\
+             [collector]\nhost = \"web1\"\nsample_interval = \"250ms\"\npublish_interval = \"{publish_interval}\"\n\
+             reboot_command = [\"touch\", \"{}\"]\n\
+             [[commands.shell]]\nname = \"hello\"\nargv = [\"echo\", \"hello\"]\n\
+             [[commands.shell]]\nname = \"slow\"\nargv = [\"sleep\", \"30\"]\ntimeout = \"1s\"\n",
+            marker.display()
+        ),
+    );
+    let bot = InProcess::collector(&cfg);
+    Setup { server, bot, marker }
+}
+
+fn command(node: &str, sessionid: Option<&str>, action: Option<&str>, form: Option<DataForm>) -> Element {
+    Command {
+        node: node.into(),
+        sessionid: sessionid.map(str::to_string),
+        action: action.map(str::to_string),
+        status: None,
+        actions: None,
+        notes: vec![],
+        form,
+    }
+    .into()
+}
+
+fn submit(fields: &[(&str, &str)]) -> DataForm {
+    DataForm {
+        type_: DataFormType::Submit,
+        title: None,
+        instructions: None,
+        fields: fields.iter().map(|(k, v)| Field::text_single(k, v)).collect(),
+    }
+}
+
+fn parsed(outcome: IqOutcome) -> Command {
+    Command::try_from(outcome.expect("command succeeded").expect("a payload")).expect("a command")
+}
+
+fn failure(outcome: IqOutcome) -> (DefinedCondition, Option<String>, String) {
+    match outcome {
+        Err(IqFailure::Error(e)) => (
+            e.defined_condition,
+            e.other.as_ref().map(|o| o.name().to_string()),
+            e.texts.values().next().cloned().unwrap_or_default(),
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn exec(c: &mut TestClient, node: &str) -> Command {
+    parsed(c.iq(full(), true, command(node, None, None, None)).await)
+}
+
+fn value<'a>(cmd: &'a Command, var: &str) -> Option<&'a str> {
+    cmd.form.as_ref()?.fields.iter().find(|f| f.var.as_deref() == Some(var))?.values.first().map(String::as_str)
+}
+
+/// Subscribes `c` to the collector (both ways), advertising `features` in caps.
+async fn subscribe(c: &mut TestClient, features: &[&str]) {
+    c.advertise(features).await;
+    let bare = Jid::new("web1@localhost").unwrap();
+    c.session.send(Presence::subscribe().with_to(bare.clone())).await;
+    c.next_matching(WAIT, "subscribe back", |e| match e {
+        Incoming::Presence(p) if p.type_ == PresenceType::Subscribe => Some(()),
+        _ => None,
+    })
+    .await;
+    c.session.send(Presence::subscribed().with_to(bare)).await;
+}
+
+async fn command_nodes(c: &mut TestClient) -> Vec<String> {
+    let q = DiscoItemsQuery { node: Some(NS.into()), rsm: None };
+    let items = DiscoItemsResult::try_from(c.iq(full(), false, q.into()).await.unwrap().unwrap()).unwrap();
+    items.items.into_iter().filter_map(|i| i.node).collect()
+}
+
+#[tokio::test]
+async fn admins_see_everything_subscribers_only_status() {
+    let s = setup("10s").await;
+    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
+    assert_eq!(command_nodes(&mut ops).await, ["status", "stats-reset", "reboot", "shell", "thresholds"]);
+    assert_eq!(command_nodes(&mut alice).await, ["status"]);
+
+    let (cond, _, _) = failure(alice.iq(full(), true, command("reboot", None, None, None)).await);
+    assert_eq!(cond, DefinedCondition::Forbidden);
+    let (cond, _, _) = failure(alice.iq(full(), true, command("shell", None, None, None)).await);
+    assert_eq!(cond, DefinedCondition::Forbidden);
+    let (cond, _, _) = failure(ops.iq(full(), true, command("no-such", None, None, None)).await);
+    assert_eq!(cond, DefinedCondition::ItemNotFound);
+
+    // status: one stage, completed, every metric, the summary as a note.
+    let status = exec(&mut alice, "status").await;
+    assert_eq!(status.status.as_deref(), Some("completed"));
+    assert!(status.notes[0].text.starts_with("load ") || status.notes[0].text.is_empty() || status.notes[0].text.contains("cpu"));
+    assert!(value(&status, "load.load.shortterm").is_some());
+    assert!(value(&status, "threshold.load_busy").is_some());
+    assert!(!s.marker.exists(), "a refused reboot ran nothing");
+    s.bot.stop().await;
+}
+
+#[tokio::test]
+async fn reboot_confirm_sessions_cancel_and_events() {
+    let s = setup("10s").await;
+    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    subscribe(&mut ops, &["urn:jabmon:events:0+notify"]).await;
+
+    // Not confirmed: nothing runs; the session id is kept across the two stages.
+    let first = exec(&mut ops, "reboot").await;
+    assert_eq!(first.status.as_deref(), Some("executing"));
+    let sid = first.sessionid.clone().expect("a session id");
+    let form = first.form.as_ref().expect("a form");
+    for f in &form.fields {
+        assert!(f.label.is_some(), "{f:?}");
+    }
+    let done = parsed(ops.iq(full(), true, command("reboot", Some(&sid), Some("complete"), Some(submit(&[("confirm", "false")])))).await);
+    assert_eq!(done.sessionid.as_deref(), Some(sid.as_str()));
+    assert_eq!(done.status.as_deref(), Some("completed"));
+    assert!(!done.notes.is_empty());
+
+    // cancel, and a made-up session id.
+    let first = exec(&mut ops, "reboot").await;
+    let sid2 = first.sessionid.unwrap();
+    let canceled = parsed(ops.iq(full(), true, command("reboot", Some(&sid2), Some("cancel"), None)).await);
+    assert_eq!(canceled.status.as_deref(), Some("canceled"));
+    let (cond, app, _) = failure(ops.iq(full(), true, command("reboot", Some("made-up"), Some("complete"), Some(submit(&[("confirm", "true")])))).await);
+    assert_eq!((cond, app.as_deref()), (DefinedCondition::BadRequest, Some("bad-sessionid")));
+    assert!(!s.marker.exists(), "nothing ran so far");
+
+    // Confirmed with a delay: the command runs after it; events pending → running → finished.
+    let first = exec(&mut ops, "reboot").await;
+    let sid3 = first.sessionid.unwrap();
+    let done = parsed(ops.iq(full(), true, command("reboot", Some(&sid3), Some("complete"), Some(submit(&[("confirm", "true"), ("delay", "1"), ("reason", "test")])))).await);
+    assert_eq!(done.status.as_deref(), Some("completed"));
+    let mut states = Vec::new();
+    while states.len() < 3 {
+        let evs = ops.next_matching(WAIT, "reboot command events", pep::events).await;
+        for e in evs {
+            if let (EventKind::Command, Some(c)) = (e.kind, e.command) {
+                if c.name == "reboot" {
+                    assert_eq!(c.asker, "ops@localhost");
+                    states.push((c.state, c.exit_code));
+                }
+            }
+        }
+    }
+    assert_eq!(states, vec![("pending".into(), None), ("running".into(), None), ("finished".into(), Some(0))]);
+    assert!(s.marker.exists(), "reboot_command ran");
+    s.bot.stop().await;
+}
+
+#[tokio::test]
+async fn shell_runs_times_out_and_never_blocks_the_bot() {
+    let s = setup("10s").await;
+    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let first = exec(&mut ops, "shell").await;
+    let options: Vec<_> = first.form.as_ref().unwrap().fields[0].options.iter().map(|o| o.value.clone()).collect();
+    assert_eq!(options, ["hello", "slow"]);
+    let done = parsed(ops.iq(full(), true, command("shell", first.sessionid.as_deref(), None, Some(submit(&[("command", "hello")])))).await);
+    assert_eq!(value(&done, "exit_code"), Some("0"));
+    assert!(value(&done, "stdout").unwrap().contains("hello"));
+
+    // A slow one: the bot answers a ping while it runs; then it is killed and reported.
+    let first = exec(&mut ops, "shell").await;
+    let pending = ops.session.request(Some(full()), true, command("shell", first.sessionid.as_deref(), None, Some(submit(&[("command", "slow")])))).await;
+    let ping = Element::builder("ping", "urn:xmpp:ping").build();
+    assert!(ops.iq(full(), false, ping).await.is_ok(), "ping answered while the command runs");
+    let done = parsed(ops.wait(pending).await);
+    assert_eq!(value(&done, "timed_out"), Some("1"));
+    assert_eq!(value(&done, "exit_code"), Some("-1"));
+    assert!(done.notes[0].text.contains("killed"), "{:?}", done.notes);
+    s.bot.stop().await;
+}
+
+#[tokio::test]
+async fn thresholds_validate_apply_and_drive_presence() {
+    let s = setup("10s").await;
+    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    subscribe(&mut ops, &[]).await;
+    let first = exec(&mut ops, "thresholds").await;
+    assert_eq!(value(&first, "load_busy"), Some("1"));
+    let sid = first.sessionid.unwrap();
+    let (cond, app, text) = failure(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "50")])))).await);
+    assert_eq!((cond, app.as_deref()), (DefinedCondition::BadRequest, Some("bad-payload")));
+    assert!(text.contains("cpu_warn_clear"), "{text}");
+    let (_, app, text) = failure(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("disk_warn", "lots")])))).await);
+    assert_eq!(app.as_deref(), Some("bad-payload"));
+    assert!(text.contains("disk_warn"), "{text}");
+
+    let done = parsed(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("load_busy", "0.0002"), ("load_busy_clear", "0.0001")])))).await);
+    assert_eq!(done.status.as_deref(), Some("completed"));
+    let status = exec(&mut ops, "status").await;
+    assert_eq!(value(&status, "threshold.load_busy"), Some("0.0002"));
+    let _burn = jabmon_tests::Burner::start();
+    ops.next_matching(WAIT, "away presence under the new thresholds", |e| match e {
+        Incoming::Presence(p) if p.show == Some(Show::Away) => Some(()),
+        _ => None,
+    })
+    .await;
+    s.bot.stop().await;
+}
+
+#[tokio::test]
+async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
+    let s = setup("1s").await;
+    let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
+    subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
+    let stats = alice
+        .next_matching(Duration::from_secs(2) * 2 + Duration::from_millis(500), "a stats item with cpu.cpu.idle", |e| {
+            pep::stats(e).filter(|s| s.stats.iter().any(|st| st.name == "cpu.cpu.idle"))
+        })
+        .await;
+    assert_eq!(stats.host, "web1");
+    let idle = stats.stats.iter().find(|s| s.name == "cpu.cpu.idle").unwrap();
+    assert!((0.0..=100.0).contains(&idle.value));
+    assert_eq!(idle.unit.as_deref(), Some("percent"));
+    s.bot.stop().await;
+}
+
+#[tokio::test]
+async fn disk_threshold_warns_once_and_clears_once() {
+    let s = setup("1s").await;
+    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    subscribe(&mut ops, &["urn:jabmon:events:0+notify", "urn:jabmon:stats:0+notify"]).await;
+    // Lower disk_warn below the root filesystem's usage.
+    let first = exec(&mut ops, "thresholds").await;
+    parsed(ops.iq(full(), true, command("thresholds", first.sessionid.as_deref(), None, Some(submit(&[("disk_warn", "0.02"), ("disk_warn_clear", "0.01")])))).await);
+    // Whatever filesystem this machine has (containers may lack a plain `/`).
+    let alert = |e: &Incoming, sev: Severity, metric: Option<&str>| {
+        pep::events(e).and_then(|evs| {
+            evs.into_iter().find(|ev| {
+                ev.kind == EventKind::Threshold
+                    && ev.severity == Some(sev)
+                    && ev.metric.as_ref().is_some_and(|m| match metric {
+                        Some(want) => m.name == want,
+                        None => m.name.starts_with("df-") && m.name.ends_with(".percent.used"),
+                    })
+            })
+        })
+    };
+    let warning = ops.next_matching(WAIT, "a disk warning", |e| alert(e, Severity::Warning, None)).await;
+    assert!(warning.text.as_deref().unwrap().starts_with("disk /"));
+    let metric = warning.metric.unwrap().name;
+    let is_root_alert = |e: &Incoming, sev: Severity| alert(e, sev, Some(&metric));
+    // Three more stats publishes (≥ 12 samples) bring no second warning.
+    let mut seen_warnings = 0;
+    let mut publishes = 0;
+    while publishes < 3 {
+        let e = ops.next_matching(WAIT, "stats or events", |e| {
+            if pep::stats(e).is_some() {
+                Some(true)
+            } else {
+                is_root_alert(e, Severity::Warning).map(|_| false)
+            }
+        })
+        .await;
+        if e { publishes += 1 } else { seen_warnings += 1 }
+    }
+    assert_eq!(seen_warnings, 0, "one warning, not one per sample");
+    // Raise it back above the usage: one info event.
+    let first = exec(&mut ops, "thresholds").await;
+    parsed(ops.iq(full(), true, command("thresholds", first.sessionid.as_deref(), None, Some(submit(&[("disk_warn", "100"), ("disk_warn_clear", "99.99")])))).await);
+    let info = ops.next_matching(WAIT, "the disk warning cleared", |e| is_root_alert(e, Severity::Info)).await;
+    assert!(info.text.unwrap().contains("back below"));
+    s.bot.stop().await;
+}
