@@ -7,6 +7,7 @@
 //! states are bounded by [`Limits::max_names`] and [`Limits::max_names_per_registration`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -101,7 +102,7 @@ pub struct Engine {
     limits: Limits,
     registry: Registry,
     matcher: Matcher,
-    names: HashMap<Arc<str>, NameEntry>,
+    names: HashMap<Arc<str>, NameEntry, BuildHasherDefault<NameHasher>>,
     /// Per registration id: how many names it keeps state for.
     tracked: Vec<usize>,
     /// Registrations whose proc has `absent` (ticks are free while there are none).
@@ -134,7 +135,7 @@ impl Engine {
             matcher: Matcher::new(&limits),
             limits,
             registry: Registry::default(),
-            names: HashMap::new(),
+            names: HashMap::default(),
             tracked: Vec::new(),
             absent_regs: 0,
             stats: Stats::default(),
@@ -405,6 +406,48 @@ impl Engine {
                 });
             }
         }
+    }
+}
+
+/// A fast hash for event names (multiply-rotate over 8-byte words, splitmix64 finish): the
+/// per-event lookup is the hot path. Names come from authenticated collectors only, which is
+/// why no per-process random seed (HashDoS resistance) is paid for here.
+#[derive(Debug, Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(w);
+            self.add(u64::from_le_bytes(buf));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
     }
 }
 
