@@ -39,8 +39,11 @@ where
 /// that first): Cargo only gives integration tests the binaries of their own package.
 pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/<name>
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("profile dir");
+    }
     let bin = dir.join(name);
     assert!(
         bin.exists(),

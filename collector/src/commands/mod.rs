@@ -238,6 +238,10 @@ pub fn handle(
             Node::Status => (status::execute(ctx), Effect::None),
             Node::StatsReset => (executing(node, sessions.start(node, asker, now)?, stats_reset::form(), "Choose the groups to reset."), Effect::None),
             Node::Reboot => (executing(node, sessions.start(node, asker, now)?, reboot::form(), "Confirm to reboot the host."), Effect::None),
+            Node::Shell if ctx.shell.is_empty() => (
+                completed(node, None, "No shell commands are configured: add [[commands.shell]] entries to the collector's configuration.", None),
+                Effect::None,
+            ),
             Node::Shell => (executing(node, sessions.start(node, asker, now)?, shell::form(ctx.shell), "Choose a command to run."), Effect::None),
             Node::Thresholds => (executing(node, sessions.start(node, asker, now)?, thresholds::form(ctx.thresholds), "Edit and submit the thresholds."), Effect::None),
         });

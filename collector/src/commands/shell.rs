@@ -19,7 +19,8 @@ use crate::config::ShellCommand;
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 pub fn form(commands: &[ShellCommand]) -> DataForm {
-    let mut f = forms::field("command", FieldType::ListSingle, "Command", vec![]);
+    let first = commands.first().map(|c| vec![c.name.clone()]).unwrap_or_default();
+    let mut f = forms::field("command", FieldType::ListSingle, "Command", first);
     f.required = true;
     f.options = commands
         .iter()

@@ -1,18 +1,21 @@
-//! `status` (subscribers): one stage — a result form with every metric, like the disco node
-//! forms, then the thresholds in force (`threshold.NAME`), and the presence summary as the note.
+//! `status` (subscribers): one stage — a result form with the current value of every metric
+//! (labelled as in the disco node forms), then the thresholds in force (`threshold.NAME`), and the presence summary as the note.
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::{forms, ns};
 use xmpp_parsers::data_forms::DataFormType;
 
 use super::{completed, Context, Node};
-use crate::disco::group_fields;
-use crate::metrics::GROUPS;
+use crate::metrics::{format_value, label, GROUPS};
 
 pub fn execute(ctx: &Context<'_>) -> Command {
     let mut fields = Vec::new();
+    // Current values only: the windowed figures are in the disco node forms, and 6 fields a
+    // metric make an unreadable wall in a console client.
     for (group, _) in GROUPS {
-        fields.extend(group_fields(group, ctx.table));
+        for (name, s) in ctx.table.group(group) {
+            fields.push(forms::field(name, xmpp_parsers::data_forms::FieldType::TextSingle, &label(name, s.unit), vec![format_value(s.value)]));
+        }
     }
     // The thresholds in force, so an operator sees what presence and alerts compare against.
     fields.extend(super::thresholds::result_form(ctx.thresholds).fields.into_iter().map(|mut f| {

@@ -30,7 +30,8 @@ async fn main() {
     server.register("ops", "demo-ops");
     println!("Prosody 0.12 running privately on {} (domain localhost)", server.addr());
     let cfg = collector_toml(&server, "web1", "demo-web1",
-        "[access]\nsubscribers = [\"ops@localhost\"]\nadmins = [\"ops@localhost\"]\n[collector]\nhost = \"web1\"\n");
+        "[access]\nsubscribers = [\"ops@localhost\"]\nadmins = [\"ops@localhost\"]\n[collector]\nhost = \"web1\"\n\
+         [[commands.shell]]\nname = \"uptime\"\nargv = [\"uptime\"]\n[[commands.shell]]\nname = \"disk-usage\"\nargv = [\"df\", \"-h\"]\n");
     println!("collector web1@localhost/jabmon started with {}", cfg.display());
     let bot = InProcess::collector(&cfg);
 
