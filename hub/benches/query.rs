@@ -60,21 +60,31 @@ fn host(i: usize) -> String {
     format!("{prefix}{:03}", i / 5)
 }
 
-/// Every name, in a fixed shuffled order (a collector's stats item arrives host by host, but
-/// interleaving hosts defeats any accidental locality).
-fn names() -> Vec<String> {
+/// Every name. `by_host`: as collectors send them — a stats item carries all 50 metrics of one
+/// host, hosts come in a shuffled order. Otherwise every name shuffled (a worst case for memory
+/// locality that no real stream has).
+fn names(by_host: bool) -> Vec<String> {
     let metrics = metrics();
-    let mut names: Vec<String> = (0..HOSTS)
-        .flat_map(|h| metrics.iter().map(move |m| format!("{}.{m}", host(h))))
+    let mut hosts: Vec<usize> = (0..HOSTS).collect();
+    shuffle(&mut hosts);
+    let mut names: Vec<String> = hosts
+        .iter()
+        .flat_map(|&h| metrics.iter().map(move |m| format!("{}.{m}", host(h))))
         .collect();
+    if !by_host {
+        shuffle(&mut names);
+    }
+    names
+}
+
+fn shuffle<T>(v: &mut [T]) {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in (1..names.len()).rev() {
+    for i in (1..v.len()).rev() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        names.swap(i, (x % (i as u64 + 1)) as usize);
+        v.swap(i, (x % (i as u64 + 1)) as usize);
     }
-    names
 }
 
 /// Registration `i`: a realistic regex (host wildcard, host anchor, group anchor, …) and proc.
@@ -86,7 +96,7 @@ fn registration(i: usize, metrics: &[String]) -> String {
         1 => format!(r"^{h}\."),
         2 => format!(r"^{h}\.(cpu|load)\."),
         3 => format!(r"^web0[0-9]{{2}}\.{metric}$"),
-        4 => format!(r"^(web|db)[0-9]+\.df-[a-z-]+\.percent\.used$"),
+        4 => r"^(web|db)[0-9]+\.df-[a-z-]+\.percent\.used$".to_owned(),
         _ => format!(r"^{h}\.{metric}$"),
     };
     let proc = [
@@ -115,22 +125,21 @@ fn engine(n: usize) -> Engine {
     e
 }
 
-fn bench(c: &mut Criterion) {
-    let names = names();
-    let mut group = c.benchmark_group("feed");
+fn feed_group(c: &mut Criterion, group_name: &str, names: &[String], sizes: &[usize]) {
+    let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(names.len() as u64));
     group.sample_size(20);
-    for n in [1, 100, 1_000, 10_000] {
+    for &n in sizes {
         let mut e = engine(n);
         let mut out: Vec<Output> = Vec::with_capacity(1 << 16);
         // Warm the per-name cache, then report how much work an event does.
         let mut t = 1_763_800_000.0;
-        for name in &names {
+        for name in names {
             e.feed(name, t, 1.0, &mut out);
         }
         let outputs = out.len();
         eprintln!(
-            "{n} registrations: {:.2} outputs per event",
+            "{group_name}, {n} registrations: {:.2} outputs per event",
             outputs as f64 / names.len() as f64
         );
         group.bench_function(format!("{n} registrations"), |b| {
@@ -145,6 +154,12 @@ fn bench(c: &mut Criterion) {
         black_box(&out);
     }
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let names = names(true);
+    feed_group(c, "feed", &names, &[1, 100, 1_000, 10_000]);
+    feed_group(c, "feed shuffled", &self::names(false), &[1_000]);
 
     // The cold path: the first sight of every name (RegexSet lookups, state creation).
     let mut group = c.benchmark_group("first sight");
