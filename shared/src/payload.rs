@@ -164,6 +164,22 @@ pub struct CommandRun {
     pub exit_code: Option<i32>,
 }
 
+/// A collector's status as the hub publishes it on `urn:jabmon:collectors:0` (item id = the
+/// collector's bare JID).
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = ns::COLLECTORS, name = "collector")]
+pub struct CollectorStatus {
+    #[xml(attribute)]
+    pub jid: String,
+    #[xml(attribute)]
+    pub host: String,
+    /// `starting` | `alive` | `busy` | `critical` | `dead` | `unknown`.
+    #[xml(attribute)]
+    pub status: String,
+    #[xml(attribute)]
+    pub timestamp: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +237,18 @@ mod tests {
         assert_eq!(Event::try_from(el).unwrap_err().to_string(), "text parse error: unknown value `exploded`");
         let other: Element = "<stats xmlns='urn:other'/>".parse().unwrap();
         assert!(matches!(Stats::try_from(other), Err(xso::error::FromElementError::Mismatch(_))));
+    }
+
+    #[test]
+    fn collector_status_four_ways() {
+        let xml = "<collector xmlns='urn:jabmon:collectors:0' jid='web1@x' host='web1' status='dead' timestamp='5'/>";
+        let el: Element = xml.parse().unwrap();
+        let c = CollectorStatus::try_from(el.clone()).unwrap();
+        assert_eq!(c, CollectorStatus { jid: "web1@x".into(), host: "web1".into(), status: "dead".into(), timestamp: 5.0 });
+        assert_eq!(Element::from(c.clone()), el);
+        let broken: Element = "<collector xmlns='urn:jabmon:collectors:0' jid='a' host='h' status='x'/>".parse().unwrap();
+        assert_eq!(CollectorStatus::try_from(broken).unwrap_err().to_string(), "Required attribute field 'timestamp' on CollectorStatus element missing.");
+        assert_eq!(CollectorStatus::try_from(Element::from(c.clone())).unwrap(), c);
     }
 
     #[test]

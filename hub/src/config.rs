@@ -1,0 +1,147 @@
+//! The hub's configuration: the common `[xmpp]`, `[log]`, `[access]` sections plus `[hub]`
+//! (contract §2). `load` reports every problem at once.
+
+use std::path::{Path, PathBuf};
+
+use jabmon_shared::acl::Acl;
+use jabmon_shared::config::{self as shared, AccessSection, LogConfig, Problems, RawConfig, XmppConfig, XmppSection};
+use serde::Deserialize;
+
+/// Where registrations are kept across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// A private XEP-0223 PEP node on the hub's own account (moves with the account).
+    #[default]
+    Pep,
+    /// A JSON file at `state_path`, written atomically.
+    File,
+}
+
+/// Message type of event deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EventMessageType {
+    #[default]
+    Chat,
+    /// Never stored offline by servers.
+    Headline,
+}
+
+/// `[hub]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSection {
+    /// Registrations one user may hold.
+    pub max_queries_per_user: usize,
+    /// Event messages per second per user (token bucket; excess dropped and counted).
+    pub max_events_per_second_per_user: u32,
+    /// Events waiting per user (while paused or rate limited).
+    pub max_queued_events_per_user: usize,
+    pub storage: Storage,
+    pub state_path: PathBuf,
+    pub event_message_type: EventMessageType,
+    /// A collector whose stats stay silent this many publish intervals is dead.
+    pub silence_intervals: u32,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        Self {
+            max_queries_per_user: 100,
+            max_events_per_second_per_user: 50,
+            max_queued_events_per_user: 1000,
+            storage: Storage::Pep,
+            state_path: PathBuf::from("/var/lib/jabmon/hub.json"),
+            event_message_type: EventMessageType::Chat,
+            silence_intervals: 3,
+        }
+    }
+}
+
+/// The whole, validated hub configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub xmpp: XmppConfig,
+    pub log: LogConfig,
+    pub collectors: Acl,
+    pub users: Acl,
+    pub admins: Acl,
+    pub hub: HubSection,
+}
+
+impl Config {
+    /// Loads and validates; `Err` lists every problem.
+    pub fn load(path: Option<&Path>) -> Result<Self, Problems> {
+        Self::from_raw(RawConfig::load(path)?)
+    }
+
+    pub fn from_raw(mut raw: RawConfig) -> Result<Self, Problems> {
+        let mut p = Problems::default();
+        let xmpp: XmppSection = raw.section("xmpp", &mut p);
+        let log: LogConfig = raw.section("log", &mut p);
+        let access: AccessSection = raw.section("access", &mut p);
+        let hub: HubSection = raw.section("hub", &mut p);
+        raw.finish(&mut p);
+        let xmpp = xmpp.validate(&mut p);
+        log.validate(&mut p);
+        if !access.subscribers.is_empty() {
+            p.push("[access] subscribers is a collector setting; the hub uses collectors and users");
+        }
+        let collectors = shared::acl("access", "collectors", &access.collectors, &mut p);
+        let users = shared::acl("access", "users", &access.users, &mut p);
+        let admins = shared::acl("access", "admins", &access.admins, &mut p);
+        if hub.max_queries_per_user == 0 || hub.max_queries_per_user > 10_000 {
+            p.push("[hub] max_queries_per_user must be 1-10000");
+        }
+        if hub.max_events_per_second_per_user == 0 || hub.max_events_per_second_per_user > 10_000 {
+            p.push("[hub] max_events_per_second_per_user must be 1-10000");
+        }
+        if hub.max_queued_events_per_user == 0 || hub.max_queued_events_per_user > 1_000_000 {
+            p.push("[hub] max_queued_events_per_user must be 1-1000000");
+        }
+        if hub.silence_intervals < 2 {
+            p.push("[hub] silence_intervals must be at least 2");
+        }
+        if hub.storage == Storage::File {
+            match hub.state_path.parent() {
+                Some(dir) if dir.as_os_str().is_empty() || dir.is_dir() => {}
+                _ => p.push(format!("[hub] state_path {}: its directory does not exist", hub.state_path.display())),
+            }
+        }
+        let Some(xmpp) = xmpp else { return Err(p) };
+        p.into_result(Config { xmpp, log, collectors, users, admins, hub })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.example.toml");
+        let env = HashMap::from([("JABMON_XMPP__PASSWORD_FILE".to_string(), "/dev/null".to_string()), ("JABMON_XMPP__PASSWORD".to_string(), "x".to_string())]);
+        let mut raw = RawConfig::load_with_env(Some(&path), Some(env)).unwrap();
+        // password_file (from the file) and password (env) would clash: validate the rest.
+        let mut p = Problems::default();
+        let hub: HubSection = raw.section("hub", &mut p);
+        assert!(p.is_empty(), "{p}");
+        assert_eq!(hub.max_queries_per_user, 100);
+        assert_eq!(hub.storage, Storage::Pep);
+    }
+
+    #[test]
+    fn every_problem_listed() {
+        let dir = std::env::temp_dir().join(format!("jabmon-hubcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.toml");
+        std::fs::write(&path, "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[hub]\nmax_queries_per_user = 0\nstorage = \"cloud\"\nfoo = 1\n").unwrap();
+        let err = Config::from_raw(RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap()).unwrap_err();
+        let text = err.to_string();
+        for want in ["storage", "foo", "max_queries_per_user"] {
+            assert!(text.contains(want), "`{want}` not in:\n{text}");
+        }
+    }
+}
