@@ -21,6 +21,17 @@ pub fn collector_toml(server: &Prosody, user: &str, password: &str, sections: &s
     path
 }
 
+/// Writes a hub config (`hub@localhost`, plaintext to loopback) plus `sections`.
+pub fn hub_toml(server: &Prosody, sections: &str) -> PathBuf {
+    let path = server.scratch().join("hub.toml");
+    let text = format!(
+        "[xmpp]\njid = \"hub@localhost\"\npassword = \"pw-hub\"\nresource = \"hub\"\nserver = \"{}\"\ntls = \"none\"\n\n{sections}\n",
+        server.addr()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// A collector running inside the test process.
 pub struct InProcess {
     stop: Option<oneshot::Sender<()>>,
@@ -38,6 +49,20 @@ impl InProcess {
             })
             .await
             .expect("collector run");
+        });
+        Self { stop: Some(tx), task: Some(task) }
+    }
+
+    /// Loads `config` and runs the hub on the current runtime.
+    pub fn hub(config: &std::path::Path) -> Self {
+        let cfg = jabmon_hub::Config::load(Some(config)).unwrap_or_else(|p| panic!("{p}"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            jabmon_hub::run(cfg, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("hub run");
         });
         Self { stop: Some(tx), task: Some(task) }
     }

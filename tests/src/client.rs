@@ -93,26 +93,39 @@ impl TestClient {
     }
 
     /// Pumps the session until `pick` accepts an event; other events are kept for later
-    /// calls. IQ requests nobody expects get `service-unavailable`.
+    /// calls. IQ requests nobody expects get an answer. Panics after `limit`.
     pub async fn next_matching<T>(
         &mut self,
         limit: Duration,
         what: &str,
-        mut pick: impl FnMut(&Incoming) -> Option<T>,
+        pick: impl FnMut(&Incoming) -> Option<T>,
     ) -> T {
+        match self.try_next_matching(limit, pick).await {
+            Some(v) => v,
+            None => panic!("timed out after {limit:?} waiting for {what}"),
+        }
+    }
+
+    /// As [`TestClient::next_matching`], but `None` when nothing matched within `limit`
+    /// (for asserting that something does *not* happen while something else does).
+    pub async fn try_next_matching<T>(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&Incoming) -> Option<T>,
+    ) -> Option<T> {
         if let Some(pos) = self.inbox.iter().position(|e| pick(e).is_some()) {
             let e = self.inbox.remove(pos).expect("index in range");
-            return pick(&e).expect("matched before");
+            return pick(&e);
         }
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let event = match tokio::time::timeout_at(deadline, self.session.next()).await {
                 Ok(Some(e)) => e,
-                Ok(None) => panic!("session closed while waiting for {what}"),
-                Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+                Ok(None) => panic!("session closed"),
+                Err(_) => return None,
             };
             if let Some(v) = pick(&event) {
-                return v;
+                return Some(v);
             }
             if let Incoming::Iq(req) = &event {
                 self.answer(req).await;

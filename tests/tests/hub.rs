@@ -1,0 +1,157 @@
+//! The hub as users see it: queries over chat, isolation, limits, a dying collector, restarts
+//! and slow neighbours — against a real Prosody and a real collector process (issue 5).
+
+use std::time::{Duration, Instant};
+
+use jabmon_shared::session::Incoming;
+use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
+use jabmon_tests::client::WAIT;
+use jabmon_tests::{Prosody, TestClient};
+use serde_json::Value;
+use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::{Message, MessageType};
+
+const HUB: &str = "hub@localhost";
+
+struct Net {
+    server: Prosody,
+    _collector: Process,
+}
+
+/// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
+fn network() -> Net {
+    let server = Prosody::start();
+    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1"), ("u2", "pw-u2"), ("eve", "pw-eve")] {
+        server.register(u, p);
+    }
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        &format!("[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\nhub = \"{HUB}\"\nsample_interval = \"500ms\"\npublish_interval = \"1s\"\n"),
+    );
+    let collector = Process::start("jabmon-collector", &cfg);
+    Net { server, _collector: collector }
+}
+
+fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
+    let state = server.scratch().join("hub-state.json");
+    hub_toml(
+        server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\", \"u2@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\nmax_events_per_second_per_user = 200\n",
+            state.display()
+        ),
+    )
+}
+
+async fn user(server: &Prosody, name: &str) -> TestClient {
+    let mut c = TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
+    c.available().await;
+    c
+}
+
+fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
+    let Incoming::Message(m) = e else { return None };
+    let from = m.from.as_ref()?.to_bare().to_string();
+    if from_hub && from != HUB {
+        return None;
+    }
+    serde_json::from_str(m.bodies.values().next()?).ok()
+}
+
+/// Sends a query and returns the hub's reply (the first JSON reply carrying `debug.request`).
+async fn query(c: &mut TestClient, body: &str) -> Value {
+    let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
+    m.type_ = MessageType::Chat;
+    m.bodies.insert(Default::default(), body.to_string());
+    c.session.send(m).await;
+    let want = body.to_string();
+    c.next_matching(WAIT, "the hub's reply", move |e| {
+        body_of(e, true).filter(|v| v["debug"]["request"].as_str() == Some(want.as_str()))
+    })
+    .await
+}
+
+fn is_event(v: &Value, key: &str) -> bool {
+    v["key"].as_str() == Some(key) && v["results"]["event"].is_object()
+}
+
+async fn next_event(c: &mut TestClient, key: &str, limit: Duration) -> Value {
+    let key = key.to_string();
+    c.next_matching(limit, "an event", move |e| body_of(e, true).filter(|v| is_event(v, &key))).await
+}
+
+#[tokio::test]
+async fn queries_isolation_limits_and_delete() {
+    let net = network();
+    let hub = InProcess::hub(&hub_config(&net.server, "file"));
+    let mut u1 = user(&net.server, "u1").await;
+    let mut u2 = user(&net.server, "u2").await;
+    let mut eve = user(&net.server, "eve").await;
+
+    let r = query(&mut u1, r"SELECT id FROM ^.*\.cpu\.cpu\.idle$;").await;
+    assert_eq!(r["status"], 200, "{r}");
+    let key = r["results"]["key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 128);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    // Same again: same key.
+    assert_eq!(query(&mut u1, r"select   id   from ^.*\.cpu\.cpu\.idle$").await["results"]["key"], key.as_str());
+
+    let ev = next_event(&mut u1, &key, Duration::from_secs(15)).await;
+    let e = &ev["results"]["event"];
+    assert!(e["name"].as_str().unwrap().ends_with(".cpu.cpu.idle"), "{ev}");
+    assert_eq!(e["name"].as_str().unwrap(), "web1.cpu.cpu.idle");
+    assert!(e["value"].is_number() && e["timestamp"].is_f64(), "{ev}");
+
+    // U2: cannot see or delete U1's key.
+    let list = query(&mut u2, "SELECT * FROM leela.xmpp;").await;
+    assert_eq!(list["results"], serde_json::json!([]), "{list}");
+    let del = query(&mut u2, &format!("DELETE FROM leela.xmpp WHERE key={key};")).await;
+    assert_eq!(del["status"], 404, "{del}");
+    // A stranger: 403. Bad proc / regex: 400 naming the position.
+    assert_eq!(query(&mut eve, "SELECT id FROM x;").await["status"], 403);
+    let bad = query(&mut u1, "SELECT window 0 ( FROM x;").await;
+    assert_eq!(bad["status"], 400, "{bad}");
+    assert!(bad["reason"].as_str().unwrap().contains("column"), "{bad}");
+    let bad = query(&mut u1, "SELECT id FROM (unclosed;").await;
+    assert_eq!(bad["status"], 400, "{bad}");
+    assert!(bad["reason"].as_str().unwrap().contains("column"), "{bad}");
+    // 100 registrations fit, the 101st is refused.
+    for i in 1..100 {
+        let r = query(&mut u2, &format!("SELECT id FROM ^host{i}\\.x$;")).await;
+        assert_eq!(r["status"], 200, "{r}");
+    }
+    assert_eq!(query(&mut u2, "SELECT id FROM ^host100\\.x$;").await["status"], 200);
+    let over = query(&mut u2, "SELECT id FROM ^host101\\.x$;").await;
+    assert_eq!(over["status"], 413, "{over}");
+    let d = query(&mut u2, "DELETE FROM leela.xmpp;").await;
+    assert_eq!(d["results"].as_array().unwrap().len(), 100);
+
+    // DELETE all: U1's keys come back, and U1's events stop.
+    let r2 = query(&mut u1, r"SELECT mean FROM ^web1\.load\.load\.shortterm$;").await;
+    let key2 = r2["results"]["key"].as_str().unwrap().to_string();
+    let del = query(&mut u1, "DELETE FROM leela.xmpp;").await;
+    let mut keys: Vec<String> = del["results"].as_array().unwrap().iter().map(|v| v["key"].as_str().unwrap().to_string()).collect();
+    keys.sort();
+    let mut want = vec![key.clone(), key2.clone()];
+    want.sort();
+    assert_eq!(keys, want);
+    u1.clear();
+    // U2 registers the same stream: while U2 receives three events, U1 (deleted) gets none,
+    // and U2 never sees U1's keys.
+    let r = query(&mut u2, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
+    let k2 = r["results"]["key"].as_str().unwrap().to_string();
+    assert_ne!(k2, key, "keys include the user");
+    for _ in 0..3 {
+        next_event(&mut u2, &k2, Duration::from_secs(10)).await;
+    }
+    let (a, b) = (key.clone(), key2.clone());
+    let leaked = u2.try_next_matching(Duration::ZERO, move |e| body_of(e, true).filter(|v| v["key"] == a.as_str() || v["key"] == b.as_str())).await;
+    assert!(leaked.is_none(), "U2 received U1's event: {leaked:?}");
+    let (a, b) = (key.clone(), key2.clone());
+    let stray = u1.try_next_matching(Duration::from_millis(100), move |e| body_of(e, true).filter(|v| is_event(v, &a) || is_event(v, &b))).await;
+    assert!(stray.is_none(), "U1 still got an event after DELETE: {stray:?}");
+    hub.stop().await;
+}
