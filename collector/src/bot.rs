@@ -79,7 +79,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let software = Software { name: "jabmon-collector".into(), version: env!("CARGO_PKG_VERSION").into() };
     let session = Session::start(&cfg.xmpp, software)?;
     let facts = HostFacts::read();
-    let info = disco::root_info(&cfg.host, &facts);
+    let info = disco::root_info(&cfg.host, cfg.publish_interval.as_secs_f64(), &facts);
     let caps = caps::caps(ns::CAPS_NODE, &info);
     let caps_node = format!("{}#{}", ns::CAPS_NODE, caps::ver(&info));
     tracing::info!(host = %cfg.host, jid = %cfg.xmpp.jid, caps = %caps_node, "Collector starting.");

@@ -50,8 +50,10 @@ pub const FEATURES: [&str; 7] = [
     ns::STATS,
 ];
 
-/// Root disco#info: identity `client/bot`, features, host form.
-pub fn root_info(host: &str, facts: &HostFacts) -> DiscoInfoResult {
+/// Root disco#info: identity `client/bot`, features, host form. Besides the host facts the
+/// form carries the collector's `host` label and `publish_interval` (seconds), so that a hub
+/// knows both before the first stats item (and can tell silence from a slow schedule).
+pub fn root_info(host: &str, publish_interval: f64, facts: &HostFacts) -> DiscoInfoResult {
     let text = |var: &str, label: &str, v: String| forms::field(var, FieldType::TextSingle, label, vec![v]);
     let form = forms::form(
         DataFormType::Result_,
@@ -63,6 +65,8 @@ pub fn root_info(host: &str, facts: &HostFacts) -> DiscoInfoResult {
             text("cores", "CPU cores", facts.cores.to_string()),
             text("memory_total", "Memory (bytes)", facts.memory_total.to_string()),
             text("version", "jabmon version", facts.version.clone()),
+            text("host", "Host label in metric names", host.to_string()),
+            text("publish_interval", "Stats publish interval (s)", publish_interval.to_string()),
         ],
     );
     DiscoInfoResult {
@@ -148,8 +152,8 @@ mod tests {
 
     #[test]
     fn root_info_is_stable_and_complete() {
-        let a = root_info("web1", &facts());
-        let b = root_info("web1", &facts());
+        let a = root_info("web1", 10.0, &facts());
+        let b = root_info("web1", 10.0, &facts());
         assert_eq!(jabmon_shared::caps::ver(&a), jabmon_shared::caps::ver(&b));
         assert!(a.features.contains(ns::STATS));
         let el = info_element(a);

@@ -114,13 +114,18 @@ impl Registry {
         Some(change)
     }
 
-    /// Records host facts from the collector's disco#info form.
+    /// Records host facts from the collector's disco#info form (with its `host` label and
+    /// `publish_interval`, which set the silence deadline before any stats arrive).
     pub fn facts(&mut self, jid: &str, facts: Vec<(String, String)>) {
         let c = self.entry(jid);
-        if let Some((_, h)) = facts.iter().find(|(k, _)| k == "hostname") {
+        let get = |k: &str| facts.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        if let Some(h) = get("host").or(get("hostname")) {
             if c.last_sample.is_none() {
                 c.host = jabmon_shared::metric::host_label(h);
             }
+        }
+        if let Some(i) = get("publish_interval").and_then(|v| v.parse::<f64>().ok()).filter(|i| *i > 0.0) {
+            c.interval = i;
         }
         c.facts = facts;
     }
@@ -148,7 +153,7 @@ impl Registry {
             let gap = timestamp - prev;
             if gap > 0.05 {
                 // The smallest recent gap is the publish interval (a late item only widens one).
-                c.interval = if c.interval == DEFAULT_INTERVAL { gap } else { c.interval.min(gap).max(gap * 0.5) };
+                c.interval = c.interval.min(gap);
             }
         }
         c.host = jabmon_shared::metric::host_label(host);
@@ -221,9 +226,10 @@ mod tests {
     fn silence_marks_dead() {
         let mut r = Registry::default();
         r.presence("web1@x", UP, 0.0);
+        r.facts("web1@x", vec![("host".into(), "web1".into()), ("publish_interval".into(), "2".into())]);
+        assert_eq!(r.get("web1@x").unwrap().interval, 2.0);
         assert!(r.stats("web1@x", "web1", 0.0, vec![], 0.0));
         assert!(r.stats("web1@x", "web1", 2.0, vec![], 2.0));
-        assert_eq!(r.get("web1@x").unwrap().interval, 2.0);
         assert!(r.silence(7.9, 3).is_empty());
         let changes = r.silence(8.1, 3);
         assert_eq!(changes.len(), 1);

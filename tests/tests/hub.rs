@@ -16,7 +16,7 @@ const HUB: &str = "hub@localhost";
 
 struct Net {
     server: Prosody,
-    _collector: Process,
+    collector: Process,
 }
 
 /// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
@@ -32,7 +32,7 @@ fn network() -> Net {
         &format!("[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\nhub = \"{HUB}\"\nsample_interval = \"500ms\"\npublish_interval = \"1s\"\n"),
     );
     let collector = Process::start("jabmon-collector", &cfg);
-    Net { server, _collector: collector }
+    Net { server, collector }
 }
 
 fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
@@ -154,4 +154,89 @@ async fn queries_isolation_limits_and_delete() {
     let stray = u1.try_next_matching(Duration::from_millis(100), move |e| body_of(e, true).filter(|v| is_event(v, &a) || is_event(v, &b))).await;
     assert!(stray.is_none(), "U1 still got an event after DELETE: {stray:?}");
     hub.stop().await;
+}
+
+fn field(info: &DiscoInfoResult, var: &str) -> Option<String> {
+    info.extensions.iter().flat_map(|f| &f.fields).find(|f| f.var.as_deref() == Some(var))?.values.first().cloned()
+}
+
+async fn collector_status(c: &mut TestClient) -> Option<String> {
+    let q = DiscoInfoQuery { node: Some("web1@localhost".into()) };
+    let el = c.iq(Jid::new("hub@localhost/hub").unwrap(), false, q.into()).await.ok()??;
+    field(&DiscoInfoResult::try_from(el).ok()?, "status")
+}
+
+#[tokio::test]
+async fn a_killed_collector_is_dead_within_30s() {
+    let mut net = network();
+    let hub = InProcess::hub(&hub_config(&net.server, "file"));
+    let mut u1 = user(&net.server, "u1").await;
+    let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
+    let key = r["results"]["key"].as_str().unwrap().to_string();
+    // Alive first (the registry learns it from presence and caps).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while collector_status(&mut u1).await.as_deref() != Some("alive") {
+        assert!(Instant::now() < deadline, "collector never alive at the hub");
+        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
+    }
+    net.collector.signal("KILL");
+    let killed = Instant::now();
+    let k = key.clone();
+    let ev = u1
+        .next_matching(Duration::from_secs(30), "status.alive = 0", move |e| {
+            body_of(e, true).filter(|v| is_event(v, &k) && v["results"]["event"]["value"] == 0.0)
+        })
+        .await;
+    assert_eq!(ev["results"]["event"]["name"], "web1.jabmon.status.alive");
+    assert_eq!(collector_status(&mut u1).await.as_deref(), Some("dead"));
+    assert!(killed.elapsed() < Duration::from_secs(30));
+    eprintln!("dead after {:?}", killed.elapsed());
+    hub.stop().await;
+}
+
+async fn restart_keeps_registrations(storage: &str) {
+    let net = network();
+    let cfg = hub_config(&net.server, storage);
+    let mut u1 = user(&net.server, "u1").await;
+    let mut hub = Process::start("jabmon-hub", &cfg);
+    let r = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
+    assert_eq!(r["status"], 200, "{r}; hub log:\n{}", hub.log());
+    let key = r["results"]["key"].as_str().unwrap().to_string();
+    let r2 = query(&mut u1, r"SELECT (* 2) | [>= 0] FROM ^web1\.load\.load\.shortterm$;").await;
+    let key2 = r2["results"]["key"].as_str().unwrap().to_string();
+    next_event(&mut u1, &key, Duration::from_secs(15)).await;
+
+    hub.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = hub.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "hub did not exit within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}: {}", hub.log());
+    drop(hub);
+    u1.clear();
+
+    let hub = Process::start("jabmon-hub", &cfg);
+    let list = query(&mut u1, "SELECT * FROM leela.xmpp;").await;
+    assert_eq!(list["status"], 200, "{list}; hub log:\n{}", hub.log());
+    let mut keys: Vec<&str> = list["results"].as_array().unwrap().iter().map(|v| v["key"].as_str().unwrap()).collect();
+    keys.sort();
+    let mut want = vec![key.as_str(), key2.as_str()];
+    want.sort();
+    assert_eq!(keys, want, "{list}");
+    next_event(&mut u1, &key, Duration::from_secs(15)).await;
+    drop(hub);
+}
+
+#[tokio::test]
+async fn registrations_survive_a_restart_with_pep_storage() {
+    restart_keeps_registrations("pep").await;
+}
+
+#[tokio::test]
+async fn registrations_survive_a_restart_with_file_storage() {
+    restart_keeps_registrations("file").await;
 }
