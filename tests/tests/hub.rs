@@ -22,7 +22,7 @@ struct Net {
 /// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
 fn network() -> Net {
     let server = Prosody::start();
-    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1"), ("u2", "pw-u2"), ("eve", "pw-eve")] {
+    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1"), ("u2", "pw-u2"), ("u3", "pw-u3"), ("eve", "pw-eve")] {
         server.register(u, p);
     }
     let cfg = collector_toml(
@@ -40,7 +40,7 @@ fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
     hub_toml(
         server,
         &format!(
-            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\", \"u2@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\nmax_events_per_second_per_user = 200\n",
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\", \"u2@localhost\", \"u3@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\nmax_events_per_second_per_user = 200\n",
             state.display()
         ),
     )
@@ -239,4 +239,58 @@ async fn registrations_survive_a_restart_with_pep_storage() {
 #[tokio::test]
 async fn registrations_survive_a_restart_with_file_storage() {
     restart_keeps_registrations("file").await;
+}
+
+/// A user flooding queries and a user who went offline with a busy registration must not
+/// delay U1's events. Prints the gaps it measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooders_and_offline_users_do_not_delay_others() {
+    let net = network();
+    let hub = InProcess::hub(&hub_config(&net.server, "file"));
+    let mut u1 = user(&net.server, "u1").await;
+    let mut u3 = user(&net.server, "u3").await;
+    // U3 registers every metric of web1 (~70 events a second), then goes offline.
+    let r = query(&mut u3, r"SELECT id FROM ^web1\.;").await;
+    assert_eq!(r["status"], 200, "{r}");
+    u3.session.send(xmpp_parsers::presence::Presence::unavailable()).await;
+    u3.session.close(None, Duration::from_secs(2)).await;
+    let key = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"].as_str().unwrap().to_string();
+    next_event(&mut u1, &key, Duration::from_secs(15)).await;
+
+    // U2 floods 200 queries a second for the whole measurement.
+    let mut u2 = user(&net.server, "u2").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        let mut sent = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            tick.tick().await;
+            let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
+            m.type_ = MessageType::Chat;
+            m.bodies.insert(Default::default(), format!("SELECT id FROM ^flood{}$;", sent % 150));
+            u2.session.send(m).await;
+            sent += 1;
+            while let Some(Some(_)) = futures_now(&mut u2).await {}
+        }
+        sent
+    });
+    let mut arrivals = vec![Instant::now()];
+    for _ in 0..8 {
+        next_event(&mut u1, &key, Duration::from_secs(10)).await;
+        arrivals.push(Instant::now());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.await.unwrap();
+    let gaps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let max = gaps.iter().cloned().fold(0.0, f64::max);
+    eprintln!("U1 event gaps under a {sent}-query flood and an offline user: {gaps:.3?} (max {max:.3} s; publish interval 1 s)");
+    // Events keep coming at the collector's pace: no gap near the 10 s wait.
+    assert!(max < 3.0, "U1 was delayed: gaps {gaps:?}");
+    hub.stop().await;
+}
+
+/// Drains whatever is already received, without waiting.
+async fn futures_now(c: &mut TestClient) -> Option<Option<()>> {
+    c.try_next_matching(Duration::ZERO, |_| Some(())).await.map(Some)
 }
