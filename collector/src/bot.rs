@@ -463,7 +463,8 @@ impl Collector {
             stats: self
                 .table
                 .iter()
-                .map(|(name, s)| Stat { name: name.clone(), value: s.value, unit: Some(s.unit.as_str().to_string()) })
+                // Three decimals are plenty for any of our units and keep items small.
+                .map(|(name, s)| Stat { name: name.clone(), value: (s.value * 1000.0).round() / 1000.0, unit: Some(s.unit.as_str().to_string()) })
                 .collect(),
         };
         let request = self.publisher.stats_request(stats.into());
