@@ -447,14 +447,13 @@ impl Hub {
             if let Some(r) = from.resource() {
                 self.user_resources.entry(user.clone()).or_default().insert(r.to_string());
             }
-            let before = self.engine.registrations();
+            let before_len = self.engine.len();
+            let before: Vec<String> = self.engine.list(&user).into_iter().map(|(_, k)| k).collect();
             let reply = self.engine.handle(&user, &body);
-            let after_len = self.engine.len();
-            if after_len != before.len() {
-                for s in before.iter().filter(|s| s.user == user) {
-                    if !self.engine.list(&user).iter().any(|(_, k)| k == &s.key) {
-                        self.delivery.forget_key(&user, &s.key);
-                    }
+            if self.engine.len() != before_len {
+                let after: HashSet<String> = self.engine.list(&user).into_iter().map(|(_, k)| k).collect();
+                for k in before.iter().filter(|k| !after.contains(*k)) {
+                    self.delivery.forget_key(&user, k);
                 }
                 self.save().await;
             }
