@@ -53,7 +53,8 @@ enum Done {
     CapsInfo { ver: String, from: FullJid, outcome: IqOutcome },
     ServerFeatures(IqOutcome),
     Restore(IqOutcome),
-    Saved(IqOutcome),
+    /// A PEP publish: what it was, and the server's answer.
+    Published(&'static str, IqOutcome),
 }
 
 struct Hub {
@@ -264,9 +265,9 @@ impl Hub {
                     self.on_message(m).await;
                 }
             }
-            Done::Saved(outcome) => {
+            Done::Published(what, outcome) => {
                 if let Err(e) = outcome {
-                    tracing::error!("Saving registrations to PEP failed: {e}. They will be saved again at the next change.");
+                    tracing::error!(what, "PEP publish failed: {e}. It is published again at the next change.");
                 }
             }
             Done::CapsInfo { ver, from, outcome } => {
@@ -410,7 +411,7 @@ impl Hub {
         let item = CollectorStatus { jid: change.jid.clone(), host: change.host.clone(), status: change.to.to_string(), timestamp: t };
         let req = pep::publish(ns::COLLECTORS, &change.jid, item.into(), &[("pubsub#access_model", "presence")]);
         let rx = self.session.request(None, true, req).await;
-        self.forward(rx, Done::Saved);
+        self.forward(rx, |o| Done::Published("collector status", o));
         let mut out = Vec::new();
         self.engine.feed(&format!("{}.jabmon.status.alive", change.host), t, change.to.alive(), &mut out);
         self.engine.feed(&format!("{}.jabmon.status.busy", change.host), t, change.to.busy(), &mut out);
@@ -483,7 +484,7 @@ impl Hub {
                     &[("pubsub#persist_items", "true"), ("pubsub#access_model", "whitelist"), ("pubsub#max_items", "1")],
                 );
                 let rx = self.session.request(None, true, req).await;
-                self.forward(rx, Done::Saved);
+                self.forward(rx, |o| Done::Published("registrations", o));
             }
         }
     }
