@@ -81,6 +81,8 @@ struct Hub {
     shutting_down: bool,
     fatal: Option<String>,
     buffered: VecDeque<Message>,
+    /// Cleared when the server refuses `pubsub#max_items` as a publish-option (ejabberd).
+    full_publish_options: bool,
     last_tick: f64,
     done_tx: mpsc::UnboundedSender<Done>,
 }
@@ -121,6 +123,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         shutting_down: false,
         fatal: None,
         buffered: VecDeque::new(),
+        full_publish_options: true,
         last_tick: 0.0,
         done_tx,
         cfg,
@@ -266,6 +269,13 @@ impl Hub {
                 }
             }
             Done::Published(what, outcome) => {
+                if let (Err(IqFailure::Error(e)), true, "registrations") = (&outcome, self.full_publish_options, what) {
+                    if pep::refuses_options(e) {
+                        tracing::warn!(reason = %pep::describe(e), "Server refused publish-options; saving with access_model and persist_items only.");
+                        self.full_publish_options = false;
+                        return self.save().await;
+                    }
+                }
                 if let Err(e) = outcome {
                     tracing::error!(what, "PEP publish failed: {e}. It is published again at the next change.");
                 }
@@ -477,12 +487,11 @@ impl Hub {
             }
             Storage::Pep => {
                 let payload: Element = storage::Registrations::from(saved.as_slice()).into();
-                let req = pep::publish(
-                    storage::NS,
-                    "current",
-                    payload,
-                    &[("pubsub#persist_items", "true"), ("pubsub#access_model", "whitelist"), ("pubsub#max_items", "1")],
-                );
+                let mut options = vec![("pubsub#persist_items", "true"), ("pubsub#access_model", "whitelist")];
+                if self.full_publish_options {
+                    options.push(("pubsub#max_items", "1"));
+                }
+                let req = pep::publish(storage::NS, "current", payload, &options);
                 let rx = self.session.request(None, true, req).await;
                 self.forward(rx, |o| Done::Published("registrations", o));
             }
