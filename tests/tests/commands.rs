@@ -228,7 +228,7 @@ async fn thresholds_validate_apply_and_drive_presence() {
     assert_eq!(app.as_deref(), Some("bad-payload"));
     assert!(text.contains("disk_warn"), "{text}");
 
-    let done = parsed(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("load_busy", "0.0002"), ("load_busy_clear", "0.0001")])))).await);
+    let done = parsed(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("load_busy", "0.0002"), ("load_busy_clear", "0.0001"), ("load_critical", "1000")])))).await);
     assert_eq!(done.status.as_deref(), Some("completed"));
     let status = exec(&mut ops, "status").await;
     assert_eq!(value(&status, "threshold.load_busy"), Some("0.0002"));

@@ -173,10 +173,11 @@ async fn a_killed_collector_is_dead_within_30s() {
     let mut u1 = user(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
     let key = r["results"]["key"].as_str().unwrap().to_string();
-    // Alive first (the registry learns it from presence and caps).
+    // Up first (the registry learns it from presence and caps); a loaded test machine may
+    // well make it busy or critical rather than alive.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while collector_status(&mut u1).await.as_deref() != Some("alive") {
-        assert!(Instant::now() < deadline, "collector never alive at the hub");
+    while !matches!(collector_status(&mut u1).await.as_deref(), Some("alive" | "busy" | "critical")) {
+        assert!(Instant::now() < deadline, "collector never up at the hub");
         tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
     }
     net.collector.signal("KILL");
