@@ -168,7 +168,7 @@ async fn collector_status(c: &mut TestClient) -> Option<String> {
 
 #[tokio::test]
 async fn a_killed_collector_is_dead_within_30s() {
-    let mut net = network();
+    let net = network();
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
     let mut u1 = user(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
