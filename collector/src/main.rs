@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use jabmon_shared::config::EXIT_CONFIG;
 
 /// jabmon collector: samples this host and serves its stats over XMPP.
 #[derive(Parser, Debug)]
@@ -17,25 +16,5 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let cfg = match jabmon_collector::Config::load(Some(&args.config)) {
-        Ok(cfg) => cfg,
-        Err(problems) => {
-            eprintln!("{problems}");
-            std::process::exit(EXIT_CONFIG);
-        }
-    };
-    if args.check_config {
-        println!("configuration OK");
-        return;
-    }
-    jabmon_shared::logging::init(&cfg.log);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let result = runtime.block_on(jabmon_collector::run(cfg, jabmon_shared::shutdown_signal()));
-    if let Err(e) = result {
-        tracing::error!("{e}");
-        std::process::exit(1);
-    }
+    jabmon_shared::bot_main(jabmon_collector::Config::load(Some(&args.config)), args.check_config, |c| &c.log, jabmon_collector::run);
 }

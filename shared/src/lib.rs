@@ -34,3 +34,34 @@ pub async fn shutdown_signal() {
         _ = int.recv() => {}
     }
 }
+
+/// The common body of a bot's `main` after flag parsing: report an invalid configuration
+/// (every problem, exit 64), or `--check-config`, or set up logging and run the bot on a
+/// current-thread runtime until SIGTERM/SIGINT (exit 1 on a fatal error).
+pub fn bot_main<C, E, Fut>(
+    loaded: Result<C, config::Problems>,
+    check_only: bool,
+    log: impl Fn(&C) -> &config::LogConfig,
+    run: impl FnOnce(C, std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> Fut,
+) where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(problems) => {
+            eprintln!("{problems}");
+            std::process::exit(config::EXIT_CONFIG);
+        }
+    };
+    if check_only {
+        println!("configuration OK");
+        return;
+    }
+    logging::init(log(&cfg));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run(cfg, Box::pin(shutdown_signal()))) {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}

@@ -42,28 +42,24 @@ impl InProcess {
     /// Loads `config` and runs the collector on the current runtime.
     pub fn collector(config: &std::path::Path) -> Self {
         let cfg = jabmon_collector::Config::load(Some(config)).unwrap_or_else(|p| panic!("{p}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            jabmon_collector::run(cfg, async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("collector run");
-        });
-        Self { stop: Some(tx), task: Some(task) }
+        Self::spawn(move |stop| async move { jabmon_collector::run(cfg, stop).await.expect("collector run") })
     }
 
     /// Loads `config` and runs the hub on the current runtime.
     pub fn hub(config: &std::path::Path) -> Self {
         let cfg = jabmon_hub::Config::load(Some(config)).unwrap_or_else(|p| panic!("{p}"));
+        Self::spawn(move |stop| async move { jabmon_hub::run(cfg, stop).await.expect("hub run") })
+    }
+
+    fn spawn<F, Fut>(bot: F) -> Self
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            jabmon_hub::run(cfg, async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("hub run");
-        });
+        let task = tokio::spawn(bot(Box::pin(async move {
+            let _ = rx.await;
+        })));
         Self { stop: Some(tx), task: Some(task) }
     }
 

@@ -1,5 +1,7 @@
 //! Sampling the host: /proc for what sysinfo lacks (CPU split, load, memory detail, block
-//! devices, uptime), sysinfo for filesystems and interfaces. Counters become per-second rates
+//! devices, uptime) and for interface counters (one read of /proc/net/dev instead of
+//! sysinfo's six sysfs files per interface per sample — most of the collector's syscalls),
+//! sysinfo for filesystems. Counters become per-second rates
 //! between two samples; the first sample of a counter yields no rate.
 
 pub mod procfs;
@@ -8,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use jabmon_shared::metric;
-use sysinfo::{DiskRefreshKind, Disks, Networks};
+use sysinfo::{DiskRefreshKind, Disks};
 
 use crate::metrics::Unit;
 use procfs::CpuTimes;
@@ -21,8 +23,12 @@ pub struct Sampler {
     prev_cpu: Option<(CpuTimes, Vec<CpuTimes>)>,
     prev_counters: HashMap<String, (f64, u64)>,
     disks: Disks,
-    networks: Networks,
+    samples: u64,
 }
+
+/// The mount list (re-reading /proc/mounts and every mount's details) is refreshed every this
+/// many samples; in between only each known filesystem's statvfs is taken.
+const DISK_LIST_EVERY: u64 = 60;
 
 impl Default for Sampler {
     fn default() -> Self {
@@ -40,7 +46,7 @@ impl Sampler {
             prev_cpu: None,
             prev_counters: HashMap::new(),
             disks: Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage()),
-            networks: Networks::new_with_refreshed_list(),
+            samples: 0,
         }
     }
 
@@ -110,7 +116,14 @@ impl Sampler {
     }
 
     fn filesystems(&mut self, out: &mut Vec<Reading>) {
-        self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        self.samples += 1;
+        if self.samples % DISK_LIST_EVERY == 0 {
+            self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+        } else {
+            for d in self.disks.list_mut() {
+                d.refresh_specifics(DiskRefreshKind::nothing().with_storage());
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for d in self.disks.list() {
             let total = d.total_space();
@@ -130,26 +143,8 @@ impl Sampler {
     }
 
     fn interfaces(&mut self, out: &mut Vec<Reading>, now: f64) {
-        self.networks.refresh(true);
-        let list: Vec<(String, [u64; 6])> = self
-            .networks
-            .list()
-            .iter()
-            .map(|(name, d)| {
-                (
-                    metric::component(name),
-                    [
-                        d.total_received(),
-                        d.total_transmitted(),
-                        d.total_packets_received(),
-                        d.total_packets_transmitted(),
-                        d.total_errors_on_received(),
-                        d.total_errors_on_transmitted(),
-                    ],
-                )
-            })
-            .collect();
-        for (name, c) in list {
+        for (name, c) in procfs::parse_netdev(&read("/proc/net/dev")) {
+            let name = metric::component(&name);
             self.rate(out, now, format!("interface-{name}.if_octets.rx"), c[0]);
             self.rate(out, now, format!("interface-{name}.if_octets.tx"), c[1]);
             self.rate(out, now, format!("interface-{name}.if_packets.rx"), c[2]);

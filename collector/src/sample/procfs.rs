@@ -132,6 +132,22 @@ pub fn parse_diskstats(text: &str) -> Vec<DiskCounters> {
         .collect()
 }
 
+/// One interface of /proc/net/dev: (name, [rx bytes, tx bytes, rx packets, tx packets,
+/// rx errors, tx errors]).
+pub fn parse_netdev(text: &str) -> Vec<(String, [u64; 6])> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let f: Vec<u64> = rest.split_ascii_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+            if f.len() < 16 {
+                return None;
+            }
+            // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs …
+            Some((name.trim().to_string(), [f[0], f[8], f[1], f[9], f[2], f[10]]))
+        })
+        .collect()
+}
+
 /// /proc/uptime: seconds since boot.
 pub fn parse_uptime(text: &str) -> Option<f64> {
     text.split_ascii_whitespace().next()?.parse().ok()
@@ -175,6 +191,15 @@ mod tests {
         assert_eq!(d[0].device, "sda");
         assert_eq!(d[0].read_bytes, 2000 * 512);
         assert_eq!(d[0].writes, 30);
+    }
+
+    #[test]
+    fn netdev() {
+        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n  eth0: 5 6 7 0 0 0 0 0 8 9 10 0 0 0 0 0\n";
+        let d = parse_netdev(text);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0], ("lo".to_string(), [1000, 2000, 10, 20, 0, 0]));
+        assert_eq!(d[1].1, [5, 8, 6, 9, 7, 10]);
     }
 
     #[test]
