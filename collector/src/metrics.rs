@@ -96,7 +96,7 @@ pub fn label(name: &str, unit: Unit) -> String {
         ("load", "shortterm") => "1-min".to_string(),
         ("load", "midterm") => "5-min".to_string(),
         ("load", "longterm") => "15-min".to_string(),
-        ("percent", i) => format!("{i}"),
+        ("percent", i) => i.to_string(),
         ("disk_octets", i) => format!("{i} bytes"),
         ("disk_ops", i) => format!("{i} operations"),
         ("if_octets", i) => format!("{i} bytes"),

@@ -117,7 +117,7 @@ impl Sampler {
 
     fn filesystems(&mut self, out: &mut Vec<Reading>) {
         self.samples += 1;
-        if self.samples % DISK_LIST_EVERY == 0 {
+        if self.samples.is_multiple_of(DISK_LIST_EVERY) {
             self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
         } else {
             for d in self.disks.list_mut() {

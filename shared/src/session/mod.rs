@@ -204,7 +204,8 @@ impl Session {
     /// only then does the server deliver subscription approvals and roster pushes to it.
     pub async fn request_roster(&mut self) {
         let query = xmpp_parsers::roster::Roster { ver: None, items: vec![] };
-        let _ = self.request(None, false, query.into()).await;
+        // The answer itself is not needed: asking is what makes the resource interested.
+        drop(self.request(None, false, query.into()).await);
     }
 
     /// Queues a stanza for sending. Returns once it is queued (not once it is written), so a
