@@ -433,7 +433,14 @@ impl Hub {
     async fn on_message(&mut self, m: Message) {
         if let Some(from) = m.from.clone() {
             if let Some(event) = m.payloads.iter().find_map(|p| PubSubEvent::try_from(p.clone()).ok()) {
-                return self.on_pep(from.to_bare(), event).await;
+                // PEP notifications come from the publisher's bare JID, stamped by the server;
+                // a client's own message always carries its full JID, so a user cannot pose as
+                // a collector by sending a pubsub payload.
+                if from.resource().is_none() {
+                    return self.on_pep(from.to_bare(), event).await;
+                }
+                tracing::warn!(%from, "Ignored a pubsub event sent by a client, not by the server.");
+                return;
             }
         }
         if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {

@@ -295,3 +295,41 @@ async fn flooders_and_offline_users_do_not_delay_others() {
 async fn futures_now(c: &mut TestClient) -> Option<Option<()>> {
     c.try_next_matching(Duration::ZERO, |_| Some(())).await.map(Some)
 }
+
+/// A user cannot inject stats by sending a pubsub event payload from their own client: only
+/// the server's notifications (from a bare JID) count.
+#[tokio::test]
+async fn forged_pep_notifications_are_ignored() {
+    let net = network();
+    // The usual deployment: collectors and users in one domain.
+    let state = net.server.scratch().join("hub.json");
+    let hub = InProcess::hub(&hub_toml(
+        &net.server,
+        &format!("[access]\ncollectors = [\"@localhost\"]\nusers = [\"@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n", state.display()),
+    ));
+    let mut u1 = user(&net.server, "u1").await;
+    let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"].as_str().unwrap().to_string();
+    let mut u2 = user(&net.server, "u2").await;
+    let stats = jabmon_shared::payload::Stats {
+        host: "forged".into(),
+        timestamp: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64(),
+        stats: vec![jabmon_shared::payload::Stat { name: "cpu.cpu.idle".into(), value: 1.0, unit: None }],
+    };
+    let event = xmpp_parsers::pubsub::event::Event {
+        payload: xmpp_parsers::pubsub::event::Payload::Items {
+            node: xmpp_parsers::pubsub::NodeName("urn:jabmon:stats:0".into()),
+            published: vec![xmpp_parsers::pubsub::event::Item { id: None, publisher: None, payload: Some(stats.into()) }],
+            retracted: vec![],
+        },
+    };
+    let mut m = Message::new(Some(Jid::new("hub@localhost/hub").unwrap()));
+    m.type_ = MessageType::Headline;
+    m.payloads.push(event.into());
+    u2.session.send(m).await;
+    // Meanwhile the real collector's events keep flowing to a control registration.
+    let real = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"].as_str().unwrap().to_string();
+    next_event(&mut u1, &real, Duration::from_secs(15)).await;
+    let forged = u1.try_next_matching(Duration::from_millis(200), move |e| body_of(e, true).filter(|v| is_event(v, &key))).await;
+    assert!(forged.is_none(), "a forged stats item became an event: {forged:?}");
+    hub.stop().await;
+}
