@@ -3,7 +3,7 @@
 //! that decides something lives in the pure modules; this file wires them to the session.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jabmon_shared::adhoc::{self, Command};
 use jabmon_shared::caps;
@@ -38,10 +38,7 @@ pub enum RunError {
     Session(#[from] SessionError),
 }
 
-/// Seconds since the epoch, as a float.
-pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+use jabmon_shared::unix_now as now;
 
 /// Work that finished away from the main task.
 enum Done {

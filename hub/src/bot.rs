@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jabmon_shared::adhoc::{self, Command};
 use jabmon_shared::payload::{CollectorStatus, Event as JabmonEvent, Stats};
@@ -45,9 +45,7 @@ pub enum RunError {
     Server(String),
 }
 
-pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+use jabmon_shared::unix_now as now;
 
 enum Done {
     CapsInfo { ver: String, from: FullJid, outcome: IqOutcome },

@@ -65,3 +65,8 @@ pub fn bot_main<C, E, Fut>(
         std::process::exit(1);
     }
 }
+
+/// Wall-clock seconds since the epoch, as payloads and events carry them.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

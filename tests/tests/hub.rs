@@ -309,10 +309,10 @@ async fn forged_pep_notifications_are_ignored() {
     ));
     let mut u1 = user(&net.server, "u1").await;
     let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"].as_str().unwrap().to_string();
-    let mut u2 = user(&net.server, "u2").await;
+    let u2 = user(&net.server, "u2").await;
     let stats = jabmon_shared::payload::Stats {
         host: "forged".into(),
-        timestamp: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64(),
+        timestamp: jabmon_shared::unix_now(),
         stats: vec![jabmon_shared::payload::Stat { name: "cpu.cpu.idle".into(), value: 1.0, unit: None }],
     };
     let event = xmpp_parsers::pubsub::event::Event {

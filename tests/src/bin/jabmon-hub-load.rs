@@ -77,7 +77,7 @@ async fn main() {
             Ok(Some(Incoming::Message(m))) => {
                 let Some(v) = m.bodies.values().next().and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()) else { continue };
                 if let Some(ts) = v["results"]["event"]["timestamp"].as_f64() {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+                    let now = jabmon_shared::unix_now();
                     latencies.push(now - ts);
                 }
             }
