@@ -1,20 +1,19 @@
-use std::path::PathBuf;
-
-use clap::Parser;
-
-/// jabmon hub: aggregates collectors and answers queries over XMPP chat.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// Configuration file (TOML). Every key can be overridden with JABMON_<SECTION>__<KEY>.
-    #[arg(long, value_name = "PATH")]
-    config: PathBuf,
-    /// Validate the configuration, print problems, and exit (0 when valid, 64 when not).
-    #[arg(long)]
-    check_config: bool,
-}
-
 fn main() {
-    let args = Args::parse();
+    let args = match jabmon_shared::cli::parse(
+        std::env::args().skip(1),
+        env!("CARGO_BIN_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        "jabmon hub: aggregates collectors and answers queries over XMPP chat.",
+    ) {
+        Ok(args) => args,
+        Err((text, code)) => {
+            if code == 0 {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+            std::process::exit(code);
+        }
+    };
     jabmon_shared::bot_main(jabmon_hub::Config::load(Some(&args.config)), args.check_config, |c| &c.log, jabmon_hub::run);
 }

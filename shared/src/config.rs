@@ -476,7 +476,7 @@ pub enum LogFormat {
 impl LogConfig {
     /// Validates the filter syntax.
     pub fn validate(&self, problems: &mut Problems) {
-        if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
+        if crate::logging::parse_filter(&self.level).is_err() {
             problems.push(format!("[log] level `{}` is not a valid tracing filter", self.level));
         }
     }

@@ -5,6 +5,7 @@
 //! - [`logging`]: tracing set-up (with the `log` bridge).
 //! - [`session`]: the XMPP session layer (connect, reconnect, IQ routing, ping, version).
 //! - [`caps`]: XEP-0115 entity capabilities.
+//! - [`cli`]: the bots' two command-line flags.
 //! - [`forms`]: XEP-0004 field helpers (every field typed and labelled).
 //! - [`metric`]: metric naming rules.
 //! - [`adhoc`]: XEP-0050 command elements.
@@ -15,6 +16,7 @@
 pub mod acl;
 pub mod adhoc;
 pub mod caps;
+pub mod cli;
 pub mod config;
 pub mod forms;
 pub mod logging;

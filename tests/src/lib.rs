@@ -37,9 +37,10 @@ where
 
 /// Path of a workspace binary built by `cargo build --bins` (the README's test command does
 /// that first): Cargo only gives integration tests the binaries of their own package.
-/// `JABMON_BIN_DIR` overrides the directory (e.g. `target/small` for the measurement tools).
+/// `BOTS_BIN_DIR` overrides the directory (e.g. `target/small` for the measurement tools; not
+/// `JABMON_…`, which the bots would read as configuration).
 pub fn workspace_bin(name: &str) -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("JABMON_BIN_DIR") {
+    if let Some(dir) = std::env::var_os("BOTS_BIN_DIR") {
         return std::path::Path::new(&dir).join(name);
     }
     let exe = std::env::current_exe().expect("test executable path");

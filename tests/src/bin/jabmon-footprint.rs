@@ -1,7 +1,9 @@
 //! Measures a bot's footprint against a private Prosody: RSS (VmRSS, sampled every second)
 //! and CPU (utime + stime over the whole run), the way docs/performance.md reports them.
 //!
-//!     cargo build --release --bins && target/release/jabmon-footprint --seconds 300
+//!     cargo build --release --bins && target/release/jabmon-footprint --seconds 300 [--tls]
+//!
+//! `BOTS_BIN_DIR=target/small` measures the collector built with the `small` profile.
 
 use std::time::{Duration, Instant};
 
@@ -31,11 +33,18 @@ fn main() {
     server.register("web1", "pw");
     let cfg = collector_toml(&server, "web1", "pw",
         &format!("[access]\nsubscribers = [\"@localhost\"]\n[collector]\nsample_interval = \"{interval}\"\n[log]\nlevel = \"warn\"\n"));
+    // `--tls`: STARTTLS with the test CA, as production runs (the default is loopback plaintext).
+    let tls = std::env::args().any(|a| a == "--tls");
+    if tls {
+        let text = std::fs::read_to_string(&cfg).unwrap()
+            .replace("tls = \"none\"", &format!("tls = \"required\"\nca_file = \"{}\"", server.ca_file().display()));
+        std::fs::write(&cfg, text).unwrap();
+    }
     let bot = Process::start("jabmon-collector", &cfg);
     let pid = bot.child.id();
     std::thread::sleep(Duration::from_secs(3)); // let it connect and settle before measuring
     let t0 = Instant::now();
-    let c0 = cpu_ticks(pid).expect("collector running");
+    let c0 = cpu_ticks(pid).unwrap_or_else(|| panic!("collector not running; its log:\n{}", bot.log()));
     let (mut min, mut max, mut sum, mut n) = (u64::MAX, 0u64, 0u64, 0u64);
     while t0.elapsed() < Duration::from_secs(seconds) {
         if let Some(r) = rss_kib(pid) {
@@ -46,11 +55,12 @@ fn main() {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+    assert!(n > 0, "the collector exited; its log:\n{}", bot.log());
     let c1 = cpu_ticks(pid).expect("collector still running");
     let wall = t0.elapsed().as_secs_f64();
     let hz = 100.0; // USER_HZ on Linux
     let cpu_pct = (c1 - c0) as f64 / hz / wall * 100.0;
-    println!("collector, sample_interval {interval}, {wall:.0} s:");
+    println!("collector, sample_interval {interval}, {}, {wall:.0} s:", if tls { "STARTTLS" } else { "loopback plaintext" });
     println!("  RSS   min {:.2} MiB  mean {:.2} MiB  max {:.2} MiB", min as f64 / 1024.0, sum as f64 / n.max(1) as f64 / 1024.0, max as f64 / 1024.0);
     println!("  CPU   {cpu_pct:.3} % of one core ({} ticks of 10 ms)", c1 - c0);
 }
