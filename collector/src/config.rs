@@ -220,8 +220,7 @@ impl Config {
         if reboot_command.is_empty() || reboot_command[0].is_empty() {
             p.push("[collector] reboot_command must name a program");
         }
-        for (field, problem) in thresholds.problems() {
-            let _ = field;
+        for (_, problem) in thresholds.problems() {
             p.push(format!("[thresholds] {problem}"));
         }
         let mut shell = Vec::new();

@@ -263,7 +263,8 @@ pub fn handle(
     };
     let sid = Some(sessionid.clone());
     let result = match node {
-        Node::Status => unreachable_status(),
+        // `status` completes in its first stage, so it never has a session to continue.
+        Node::Status => Err(bad_sessionid()),
         Node::StatsReset => stats_reset::apply(&form).map(|groups| {
             let note = format!("Statistics reset for {}.", groups.join(", "));
             (completed(node, sid, &note, None), Effect::ResetStats(groups))
@@ -285,11 +286,6 @@ pub fn handle(
         sessions.end(&sessionid);
     }
     result
-}
-
-fn unreachable_status() -> Result<(Command, Effect), StanzaError> {
-    // `status` completes in its first stage, so it never has a session.
-    Err(bad_sessionid())
 }
 
 /// Builds a `form` form with a title.
