@@ -148,8 +148,34 @@ impl Collector {
             Incoming::Suspended => self.online = false,
             Incoming::Iq(req) => self.on_iq(req).await,
             Incoming::Presence(p) => self.on_presence(p).await,
-            Incoming::Message(_) => {}
+            Incoming::Message(m) => self.on_message(m).await,
         }
+    }
+
+    /// Someone chatting with the collector gets one line saying what it offers (subscribers and
+    /// admins only; never an answer to errors, headlines or group chat, so no loops).
+    async fn on_message(&mut self, m: xmpp_parsers::message::Message) {
+        use xmpp_parsers::message::{Message, MessageType};
+        if !matches!(m.type_, MessageType::Chat | MessageType::Normal) || m.bodies.is_empty() {
+            return;
+        }
+        let Some(from) = m.from.clone() else { return };
+        if self.rights(Some(&from)) == Rights::None {
+            return;
+        }
+        let me = self.session.jid().to_string();
+        let text = format!(
+            "I am the jabmon collector of {}: {}. My stats groups are in service discovery; \
+             ad-hoc commands: status (e.g. /cmd exec status {me} in Profanity){}. \
+             For queries over many hosts, message the hub.",
+            self.cfg.host,
+            presence::status(self.level, &self.summary()),
+            if self.rights(Some(&from)) == Rights::Admin { ", stats-reset, reboot, shell, thresholds" } else { "" },
+        );
+        let mut reply = Message::new(Some(from));
+        reply.type_ = m.type_.clone();
+        reply.bodies.insert(Default::default(), text);
+        self.session.send(reply).await;
     }
 
     async fn on_tick(&mut self) {

@@ -124,6 +124,18 @@ async fn subscription_caps_and_disco() {
     }
     assert_eq!(cpu.extensions[0].form_type(), Some("urn:jabmon:stats:0"));
 
+    // Chatting with it gets a line about what it offers.
+    let mut hello = xmpp_parsers::message::Message::chat(Some(collector_jid()));
+    hello.bodies.insert(Default::default(), "hello?".into());
+    alice.session.send(hello).await;
+    let answer = alice
+        .next_matching(WAIT, "the collector's chat answer", |e| match e {
+            Incoming::Message(m) => m.bodies.values().next().cloned(),
+            _ => None,
+        })
+        .await;
+    assert!(answer.starts_with("I am the jabmon collector of web1") && answer.contains("/cmd exec status"), "{answer}");
+
     // Errors: unknown node, unknown IQ; ping answers.
     let err = info(&mut alice, Some("no-such-node")).await.unwrap_err();
     assert_eq!(condition(err), DefinedCondition::ItemNotFound);
