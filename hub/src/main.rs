@@ -1,19 +1,5 @@
 fn main() {
-    let args = match jabmon_shared::cli::parse(
-        std::env::args().skip(1),
-        env!("CARGO_BIN_NAME"),
-        env!("CARGO_PKG_VERSION"),
-        "jabmon hub: aggregates collectors and answers queries over XMPP chat.",
-    ) {
-        Ok(args) => args,
-        Err((text, code)) => {
-            if code == 0 {
-                println!("{text}");
-            } else {
-                eprintln!("{text}");
-            }
-            std::process::exit(code);
-        }
-    };
+    let about = "jabmon hub: aggregates collectors and answers queries over XMPP chat.";
+    let args = jabmon_shared::cli::parse_or_exit(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_VERSION"), about);
     jabmon_shared::bot_main(jabmon_hub::Config::load(Some(&args.config)), args.check_config, |c| &c.log, jabmon_hub::run);
 }

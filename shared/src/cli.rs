@@ -44,6 +44,22 @@ pub fn parse(args: impl IntoIterator<Item = String>, name: &str, version: &str, 
     }
 }
 
+/// [`parse`] on the process's arguments; prints help, version or the usage error and exits
+/// when there is nothing to run.
+pub fn parse_or_exit(name: &str, version: &str, about: &str) -> Args {
+    match parse(std::env::args().skip(1), name, version, about) {
+        Ok(args) => args,
+        Err((text, 0)) => {
+            println!("{text}");
+            std::process::exit(0);
+        }
+        Err((text, code)) => {
+            eprintln!("{text}");
+            std::process::exit(code);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
