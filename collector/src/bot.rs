@@ -10,7 +10,7 @@ use jabmon_shared::caps;
 use jabmon_shared::ns;
 use jabmon_shared::payload::{CommandRun, Event, EventKind, EventMetric, Severity, Stat, Stats};
 use jabmon_shared::pep as pep_req;
-use jabmon_shared::session::{stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
+use jabmon_shared::session::{forward, stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
 use minidom::Element;
 use tokio::sync::mpsc;
 use xmpp_parsers::caps::Caps;
@@ -42,8 +42,9 @@ use jabmon_shared::unix_now as now;
 
 /// Work that finished away from the main task.
 enum Done {
-    Published(Published, Result<IqOutcome, ()>),
-    BootCheck(Option<u64>),
+    Published(Published, IqOutcome),
+    /// The newest item of our own events node, read at start.
+    BootCheck(IqOutcome),
     Shell { req: IqRequest, command: ShellCommand, sessionid: String, asker: BareJid, outcome: shell::Outcome },
     RebootRunning { asker: BareJid },
     RebootFinished { asker: BareJid, exit_code: Option<i32> },
@@ -411,13 +412,21 @@ impl Collector {
         match done {
             Done::Published(what, outcome) => {
                 let result = match outcome {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(IqFailure::Error(e))) => Err(Some(*e)),
-                    Ok(Err(IqFailure::Lost)) | Err(()) => Err(None),
+                    Ok(_) => Ok(()),
+                    Err(IqFailure::Error(e)) => Err(Some(*e)),
+                    Err(IqFailure::Lost) => Err(None),
                 };
                 self.publisher.answered(what, result, now());
             }
-            Done::BootCheck(last_boot) => {
+            Done::BootCheck(outcome) => {
+                let last_boot = match outcome {
+                    Ok(Some(result)) => pep_req::item_payloads(result)
+                        .into_iter()
+                        .filter_map(|p| Event::try_from(p).ok())
+                        .filter_map(|e| e.boot)
+                        .next_back(),
+                    _ => None,
+                };
                 if let Some(last) = last_boot.filter(|b| b.abs_diff(self.boot) > 2) {
                     self.event(EventKind::Rebooted, Some(Severity::Warning), None, None,
                         Some(format!("host rebooted (boot time was {last}, now {})", self.boot)));
@@ -496,28 +505,13 @@ impl Collector {
 
     async fn send_publish(&mut self, what: Published, request: Element) {
         let rx = self.session.request(None, true, request).await;
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            let outcome = rx.await.map_err(|_| ());
-            let _ = tx.send(Done::Published(what, outcome));
-        });
+        forward(rx, &self.done_tx, move |outcome| Done::Published(what, outcome));
     }
 
     /// Reads the newest event this account published (its `boot` attribute) to tell a reboot
     /// from a restart; `started` (and maybe `rebooted`) follow when the answer is in.
     async fn check_boot(&mut self) {
         let rx = self.session.request(None, false, pep_req::latest_items(ns::EVENTS, 1)).await;
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            let last = match rx.await {
-                Ok(Ok(Some(result))) => pep_req::item_payloads(result)
-                    .into_iter()
-                    .filter_map(|p| Event::try_from(p).ok())
-                    .filter_map(|e| e.boot)
-                    .next_back(),
-                _ => None,
-            };
-            let _ = tx.send(Done::BootCheck(last));
-        });
+        forward(rx, &self.done_tx, Done::BootCheck);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jabmon_shared::adhoc::{self, Command};
 use jabmon_shared::payload::{CollectorStatus, Event as JabmonEvent, Stats};
-use jabmon_shared::session::{stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
+use jabmon_shared::session::{forward, stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
 use jabmon_shared::{caps, forms, ns, pep};
 use minidom::Element;
 use tokio::sync::mpsc;
@@ -208,7 +208,7 @@ impl Hub {
                     if !self.restored && !self.restoring {
                         self.restoring = true;
                         let rx = self.session.request(Some(Jid::from(self.cfg.xmpp.jid.clone())), false, DiscoInfoQuery { node: None }.into()).await;
-                        self.forward(rx, Done::ServerFeatures);
+                        forward(rx, &self.done_tx, Done::ServerFeatures);
                     }
                 }
             }
@@ -217,14 +217,6 @@ impl Hub {
             Incoming::Message(m) => self.on_message(m).await,
             Incoming::Iq(req) => self.on_iq(req).await,
         }
-    }
-
-    fn forward(&self, rx: tokio::sync::oneshot::Receiver<IqOutcome>, wrap: impl FnOnce(IqOutcome) -> Done + Send + 'static) {
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            let outcome = rx.await.unwrap_or(Err(IqFailure::Lost));
-            let _ = tx.send(wrap(outcome));
-        });
     }
 
     async fn on_done(&mut self, done: Done) {
@@ -241,7 +233,7 @@ impl Hub {
                     return;
                 }
                 let rx = self.session.request(None, false, pep::latest_items(storage::NS, 1)).await;
-                self.forward(rx, Done::Restore);
+                forward(rx, &self.done_tx, Done::Restore);
             }
             Done::Restore(outcome) => {
                 let saved = match outcome {
@@ -363,7 +355,7 @@ impl Hub {
                                 if first {
                                     let q = DiscoInfoQuery { node: Some(format!("{}#{ver}", c.node)) };
                                     let rx = self.session.request(Some(Jid::from(full.clone())), false, q.into()).await;
-                                    self.forward(rx, move |outcome| Done::CapsInfo { ver, from: full, outcome });
+                                    forward(rx, &self.done_tx, move |outcome| Done::CapsInfo { ver, from: full, outcome });
                                 }
                             }
                         }
@@ -419,7 +411,7 @@ impl Hub {
         let item = CollectorStatus { jid: change.jid.clone(), host: change.host.clone(), status: change.to.to_string(), timestamp: t };
         let req = pep::publish(ns::COLLECTORS, &change.jid, item.into(), &[("pubsub#access_model", "presence")]);
         let rx = self.session.request(None, true, req).await;
-        self.forward(rx, |o| Done::Published("collector status", o));
+        forward(rx, &self.done_tx, |o| Done::Published("collector status", o));
         let mut out = Vec::new();
         self.engine.feed(&format!("{}.jabmon.status.alive", change.host), t, change.to.alive(), &mut out);
         self.engine.feed(&format!("{}.jabmon.status.busy", change.host), t, change.to.busy(), &mut out);
@@ -498,7 +490,7 @@ impl Hub {
                 }
                 let req = pep::publish(storage::NS, "current", payload, &options);
                 let rx = self.session.request(None, true, req).await;
-                self.forward(rx, |o| Done::Published("registrations", o));
+                forward(rx, &self.done_tx, |o| Done::Published("registrations", o));
             }
         }
     }

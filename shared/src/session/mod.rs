@@ -266,6 +266,21 @@ impl Session {
     }
 }
 
+/// Hands the outcome of an IQ sent with [`Session::request`] to the bot's own channel from a
+/// small task, so the bot's loop never waits for an answer. A dropped waiter (stream reset)
+/// arrives as [`IqFailure::Lost`].
+pub fn forward<T: Send + 'static>(
+    rx: oneshot::Receiver<IqOutcome>,
+    tx: &tokio::sync::mpsc::UnboundedSender<T>,
+    wrap: impl FnOnce(IqOutcome) -> T + Send + 'static,
+) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let outcome = rx.await.unwrap_or(Err(IqFailure::Lost));
+        let _ = tx.send(wrap(outcome));
+    });
+}
+
 /// Builds an IQ reply.
 pub fn build_reply(
     to: Option<Jid>,
