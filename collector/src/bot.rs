@@ -317,7 +317,7 @@ impl Collector {
                 (None, None) => Err(DefinedCondition::ItemNotFound),
             },
         };
-        let outcome = answer.map(|info| Some(disco::info_element(info))).map_err(|c| stanza_error(c, None));
+        let outcome = answer.map(|info| Some(jabmon_shared::forms::to_element(info))).map_err(|c| stanza_error(c, None));
         self.session.reply(req, outcome).await
     }
 

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use jabmon_shared::forms;
 use jabmon_shared::ns;
-use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item};
 use xmpp_parsers::jid::{FullJid, Jid};
@@ -127,12 +126,6 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     })
 }
 
-/// Serialises a disco#info result with every form field typed.
-pub fn info_element(info: DiscoInfoResult) -> Element {
-    let mut el: Element = info.into();
-    forms::explicit_types(&mut el);
-    el
-}
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +149,7 @@ mod tests {
         let b = root_info("web1", 10.0, &facts());
         assert_eq!(jabmon_shared::caps::ver(&a), jabmon_shared::caps::ver(&b));
         assert!(a.features.contains(ns::STATS));
-        let el = info_element(a);
+        let el = forms::to_element(a);
         let form = el.get_child("x", xmpp_parsers::ns::DATA_FORMS).unwrap();
         for f in form.children() {
             assert!(f.attr("type").is_some() && f.attr("label").is_some(), "{f:?}");

@@ -610,11 +610,7 @@ impl Hub {
                 Some(n) if self.registry.is_known(n) => Err(stanza_error(DefinedCondition::Forbidden, None)),
                 Some(_) => Err(stanza_error(DefinedCondition::ItemNotFound, None)),
             };
-            let outcome = outcome.map(|i| {
-                let mut el: Element = i.into();
-                forms::explicit_types(&mut el);
-                Some(el)
-            });
+            let outcome = outcome.map(|i| Some(forms::to_element(i)));
             return self.session.reply(&req, outcome).await;
         } else if let Ok(q) = DiscoItemsQuery::try_from(req.payload.clone()) {
             let me = Jid::from(self.session.jid().clone());

@@ -87,9 +87,7 @@ impl Command {
 
     /// Serialises with every form field's `type` spelled out (see [`crate::forms`]).
     pub fn to_element(self) -> minidom::Element {
-        let mut el: minidom::Element = self.into();
-        crate::forms::explicit_types(&mut el);
-        el
+        crate::forms::to_element(self)
     }
 }
 

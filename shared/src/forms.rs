@@ -23,9 +23,10 @@ pub fn form(type_: DataFormType, form_type: &str, fields: Vec<Field>) -> DataFor
     DataForm { type_, title: None, instructions: None, fields: all }
 }
 
-/// Serialises a form with every field's `type` spelled out.
-pub fn to_element(form: DataForm) -> Element {
-    let mut el: Element = form.into();
+/// Serialises a form — or anything carrying forms (disco#info results, commands) — with every
+/// field's `type` spelled out.
+pub fn to_element(value: impl Into<Element>) -> Element {
+    let mut el: Element = value.into();
     explicit_types(&mut el);
     el
 }
