@@ -30,15 +30,40 @@ pub struct Alerts {
 fn checks(table: &MetricTable, t: &Thresholds) -> Vec<(String, String, f64, f64, f64)> {
     let mut out = Vec::new();
     if let Some(idle) = table.value("cpu.cpu.idle") {
-        out.push(("cpu.cpu.idle".into(), "cpu busy".into(), 100.0 - idle, t.cpu_warn, t.cpu_warn_clear));
+        out.push((
+            "cpu.cpu.idle".into(),
+            "cpu busy".into(),
+            100.0 - idle,
+            t.cpu_warn,
+            t.cpu_warn_clear,
+        ));
     }
     if let Some(m) = table.value("memory.percent.used") {
-        out.push(("memory.percent.used".into(), "memory".into(), m, t.memory_warn, t.memory_warn_clear));
+        out.push((
+            "memory.percent.used".into(),
+            "memory".into(),
+            m,
+            t.memory_warn,
+            t.memory_warn_clear,
+        ));
     }
     for (name, s) in table.group("disk") {
-        if let Some(mount) = name.strip_prefix("df-").and_then(|r| r.strip_suffix(".percent.used")) {
-            let shown = if mount == "root" { "/".to_string() } else { format!("/{}", mount.replace('-', "/")) };
-            out.push((name.clone(), format!("disk {shown}"), s.value, t.disk_warn, t.disk_warn_clear));
+        if let Some(mount) = name
+            .strip_prefix("df-")
+            .and_then(|r| r.strip_suffix(".percent.used"))
+        {
+            let shown = if mount == "root" {
+                "/".to_string()
+            } else {
+                format!("/{}", mount.replace('-', "/"))
+            };
+            out.push((
+                name.clone(),
+                format!("disk {shown}"),
+                s.value,
+                t.disk_warn,
+                t.disk_warn_clear,
+            ));
         }
     }
     out
@@ -52,10 +77,20 @@ impl Alerts {
             let raised = self.raised.contains(&metric);
             if !raised && v >= warn {
                 self.raised.insert(metric.clone());
-                alerts.push(Alert { text: format!("{what} above {warn}% ({v:.1}%)"), metric, value: v, severity: Severity::Warning });
+                alerts.push(Alert {
+                    text: format!("{what} above {warn}% ({v:.1}%)"),
+                    metric,
+                    value: v,
+                    severity: Severity::Warning,
+                });
             } else if raised && v < clear {
                 self.raised.remove(&metric);
-                alerts.push(Alert { text: format!("{what} back below {clear}% ({v:.1}%)"), metric, value: v, severity: Severity::Info });
+                alerts.push(Alert {
+                    text: format!("{what} back below {clear}% ({v:.1}%)"),
+                    metric,
+                    value: v,
+                    severity: Severity::Info,
+                });
             }
         }
         // A metric that vanished (unmounted) is no longer raised.
@@ -66,25 +101,43 @@ impl Alerts {
     /// Forgets the states of metrics in `groups` (stats-reset): a value still above its level
     /// is reported again at the next check.
     pub fn reset(&mut self, groups: &[String]) {
-        self.raised.retain(|m| !groups.iter().any(|g| g == group_of(m)));
+        self.raised
+            .retain(|m| !groups.iter().any(|g| g == group_of(m)));
     }
 }
 
 /// The alert for a load level change, if it is one worth an event.
 pub fn load_alert(from: Level, to: Level, per_core: f64, t: &Thresholds) -> Option<Alert> {
     let (severity, text) = match (from, to) {
-        (_, Level::Critical) if from != Level::Critical => {
-            (Severity::Critical, format!("load {per_core:.2} per core at or above critical {}", t.load_critical))
-        }
-        (Level::Normal | Level::Starting, Level::Busy) => {
-            (Severity::Warning, format!("load {per_core:.2} per core at or above busy {}", t.load_busy))
-        }
-        (Level::Busy | Level::Critical, Level::Normal) => {
-            (Severity::Info, format!("load {per_core:.2} per core back below {}", t.load_busy_clear))
-        }
+        (_, Level::Critical) if from != Level::Critical => (
+            Severity::Critical,
+            format!(
+                "load {per_core:.2} per core at or above critical {}",
+                t.load_critical
+            ),
+        ),
+        (Level::Normal | Level::Starting, Level::Busy) => (
+            Severity::Warning,
+            format!(
+                "load {per_core:.2} per core at or above busy {}",
+                t.load_busy
+            ),
+        ),
+        (Level::Busy | Level::Critical, Level::Normal) => (
+            Severity::Info,
+            format!(
+                "load {per_core:.2} per core back below {}",
+                t.load_busy_clear
+            ),
+        ),
         _ => return None,
     };
-    Some(Alert { metric: "load.load.shortterm".into(), value: per_core, severity, text })
+    Some(Alert {
+        metric: "load.load.shortterm".into(),
+        value: per_core,
+        severity,
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -94,16 +147,29 @@ mod tests {
 
     fn table(disk: f64, t: f64) -> MetricTable {
         let mut m = MetricTable::default();
-        m.record(t, vec![("df-root.percent.used".into(), Unit::Percent, disk), ("cpu.cpu.idle".into(), Unit::Percent, 90.0)]);
+        m.record(
+            t,
+            vec![
+                ("df-root.percent.used".into(), Unit::Percent, disk),
+                ("cpu.cpu.idle".into(), Unit::Percent, 90.0),
+            ],
+        );
         m
     }
 
     #[test]
     fn one_warning_then_one_info() {
-        let t = Thresholds { disk_warn: 50.0, disk_warn_clear: 40.0, ..Default::default() };
+        let t = Thresholds {
+            disk_warn: 50.0,
+            disk_warn_clear: 40.0,
+            ..Default::default()
+        };
         let mut a = Alerts::default();
         let mut seen = vec![];
-        for (i, v) in [30.0, 55.0, 60.0, 45.0, 52.0, 39.0, 38.0].into_iter().enumerate() {
+        for (i, v) in [30.0, 55.0, 60.0, 45.0, 52.0, 39.0, 38.0]
+            .into_iter()
+            .enumerate()
+        {
             seen.extend(a.check(&table(v, i as f64), &t));
         }
         assert_eq!(seen.len(), 2, "{seen:?}");
@@ -115,7 +181,11 @@ mod tests {
 
     #[test]
     fn reset_reports_again() {
-        let t = Thresholds { disk_warn: 50.0, disk_warn_clear: 40.0, ..Default::default() };
+        let t = Thresholds {
+            disk_warn: 50.0,
+            disk_warn_clear: 40.0,
+            ..Default::default()
+        };
         let mut a = Alerts::default();
         assert_eq!(a.check(&table(60.0, 0.0), &t).len(), 1);
         assert_eq!(a.check(&table(60.0, 1.0), &t).len(), 0);
@@ -126,10 +196,25 @@ mod tests {
     #[test]
     fn load_alerts() {
         let t = Thresholds::default();
-        assert_eq!(load_alert(Level::Normal, Level::Busy, 1.1, &t).unwrap().severity, Severity::Warning);
-        assert_eq!(load_alert(Level::Busy, Level::Critical, 2.1, &t).unwrap().severity, Severity::Critical);
+        assert_eq!(
+            load_alert(Level::Normal, Level::Busy, 1.1, &t)
+                .unwrap()
+                .severity,
+            Severity::Warning
+        );
+        assert_eq!(
+            load_alert(Level::Busy, Level::Critical, 2.1, &t)
+                .unwrap()
+                .severity,
+            Severity::Critical
+        );
         assert_eq!(load_alert(Level::Critical, Level::Busy, 1.7, &t), None);
-        assert_eq!(load_alert(Level::Busy, Level::Normal, 0.5, &t).unwrap().severity, Severity::Info);
+        assert_eq!(
+            load_alert(Level::Busy, Level::Normal, 0.5, &t)
+                .unwrap()
+                .severity,
+            Severity::Info
+        );
         assert_eq!(load_alert(Level::Starting, Level::Normal, 0.5, &t), None);
     }
 }

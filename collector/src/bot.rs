@@ -10,11 +10,16 @@ use jabmon_shared::caps;
 use jabmon_shared::ns;
 use jabmon_shared::payload::{CommandRun, Event, EventKind, EventMetric, Severity, Stat, Stats};
 use jabmon_shared::pep as pep_req;
-use jabmon_shared::session::{forward, stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
+use jabmon_shared::session::{
+    forward, stanza_error, Incoming, IqFailure, IqOutcome, IqRequest, Session, SessionError,
+    Software,
+};
 use minidom::Element;
 use tokio::sync::mpsc;
 use xmpp_parsers::caps::Caps;
-use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item};
+use xmpp_parsers::disco::{
+    DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item,
+};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::DefinedCondition;
@@ -45,9 +50,20 @@ enum Done {
     Published(Published, IqOutcome),
     /// The newest item of our own events node, read at start.
     BootCheck(IqOutcome),
-    Shell { req: IqRequest, command: ShellCommand, sessionid: String, asker: BareJid, outcome: shell::Outcome },
-    RebootRunning { asker: BareJid },
-    RebootFinished { asker: BareJid, exit_code: Option<i32> },
+    Shell {
+        req: IqRequest,
+        command: ShellCommand,
+        sessionid: String,
+        asker: BareJid,
+        outcome: shell::Outcome,
+    },
+    RebootRunning {
+        asker: BareJid,
+    },
+    RebootFinished {
+        asker: BareJid,
+        exit_code: Option<i32>,
+    },
 }
 
 struct Collector {
@@ -74,7 +90,10 @@ struct Collector {
 /// Runs the collector until `shutdown` resolves, then publishes `stopping`, says goodbye
 /// (unavailable presence, status `Stopping`) and closes the stream within [`SHUTDOWN_GRACE`].
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let software = Software { name: "jabmon-collector".into(), version: env!("CARGO_PKG_VERSION").into() };
+    let software = Software {
+        name: "jabmon-collector".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
     let session = Session::start(&cfg.xmpp, software)?;
     let facts = HostFacts::read();
     let info = disco::root_info(&cfg.host, cfg.publish_interval.as_secs_f64(), &facts);
@@ -118,7 +137,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
     tracing::info!("Collector stopping.");
     if bot.online {
-        bot.event(EventKind::Stopping, None, None, None, Some("collector stopping".into()));
+        bot.event(
+            EventKind::Stopping,
+            None,
+            None,
+            None,
+            Some("collector stopping".into()),
+        );
         bot.flush_events().await;
     }
     let mut bye = Presence::unavailable();
@@ -171,7 +196,11 @@ impl Collector {
              For queries over many hosts, message the hub.",
             self.cfg.host,
             presence::status(self.level, &self.summary()),
-            if self.rights(Some(&from)) == Rights::Admin { ", stats-reset, reboot, shell, thresholds" } else { "" },
+            if self.rights(Some(&from)) == Rights::Admin {
+                ", stats-reset, reboot, shell, thresholds"
+            } else {
+                ""
+            },
         );
         let mut reply = Message::new(Some(from));
         reply.type_ = m.type_.clone();
@@ -183,12 +212,17 @@ impl Collector {
         let t = now();
         let readings = self.sampler.sample(t);
         self.table.record(t, readings);
-        if let (Some(load), Some(_)) = (self.table.value("load.load.shortterm"), self.table.value("cpu.cpu.idle")) {
+        if let (Some(load), Some(_)) = (
+            self.table.value("load.load.shortterm"),
+            self.table.value("cpu.cpu.idle"),
+        ) {
             let per_core = load / self.facts.cores.max(1) as f64;
             let level = presence::next_level(self.level, per_core, &self.cfg.thresholds);
             if level != self.level {
                 tracing::info!(from = ?self.level, to = ?level, per_core, "Load level changed.");
-                if let Some(a) = alerts::load_alert(self.level, level, per_core, &self.cfg.thresholds) {
+                if let Some(a) =
+                    alerts::load_alert(self.level, level, per_core, &self.cfg.thresholds)
+                {
                     self.alert(a);
                 }
             }
@@ -198,7 +232,10 @@ impl Collector {
             }
         }
         self.announce(false).await;
-        if self.online && t - self.last_publish >= self.cfg.publish_interval.as_secs_f64() && self.publisher.ready(t) {
+        if self.online
+            && t - self.last_publish >= self.cfg.publish_interval.as_secs_f64()
+            && self.publisher.ready(t)
+        {
             self.publish_stats(t).await;
         }
         self.flush_events().await;
@@ -220,7 +257,11 @@ impl Collector {
     fn summary(&self) -> String {
         let v = |n: &str| self.table.value(n).unwrap_or(0.0);
         presence::summary(
-            [v("load.load.shortterm"), v("load.load.midterm"), v("load.load.longterm")],
+            [
+                v("load.load.shortterm"),
+                v("load.load.midterm"),
+                v("load.load.longterm"),
+            ],
             100.0 - v("cpu.cpu.idle"),
             v("memory.percent.used"),
         )
@@ -238,16 +279,22 @@ impl Collector {
     }
 
     async fn on_presence(&mut self, p: Presence) {
-        let Some(from) = p.from.as_ref().map(Jid::to_bare) else { return };
+        let Some(from) = p.from.as_ref().map(Jid::to_bare) else {
+            return;
+        };
         match p.type_ {
             PresenceType::Subscribe => {
                 if self.cfg.subscribers.allows(&from) || self.cfg.admins.allows(&from) {
                     tracing::info!(%from, "Subscription approved.");
-                    self.session.send(Presence::subscribed().with_to(from.clone())).await;
+                    self.session
+                        .send(Presence::subscribed().with_to(from.clone()))
+                        .await;
                     self.session.send(Presence::subscribe().with_to(from)).await;
                 } else {
                     tracing::warn!(%from, "Subscription refused: not in access.subscribers.");
-                    self.session.send(Presence::new(PresenceType::Unsubscribed).with_to(from)).await;
+                    self.session
+                        .send(Presence::new(PresenceType::Unsubscribed).with_to(from))
+                        .await;
                 }
             }
             PresenceType::Subscribed => {
@@ -263,7 +310,9 @@ impl Collector {
     // ---- IQs --------------------------------------------------------------------------------
 
     fn rights(&self, from: Option<&Jid>) -> Rights {
-        let Some(from) = from.map(Jid::to_bare) else { return Rights::None };
+        let Some(from) = from.map(Jid::to_bare) else {
+            return Rights::None;
+        };
         if self.cfg.admins.allows(&from) {
             Rights::Admin
         } else if from == self.cfg.xmpp.jid || self.cfg.subscribers.allows(&from) {
@@ -300,15 +349,27 @@ impl Collector {
             }
             Some(n) if n == adhoc::NS => Ok(DiscoInfoResult {
                 node: Some(n.to_string()),
-                identities: vec![Identity::new("automation", "command-list", "en", "Commands")],
+                identities: vec![Identity::new(
+                    "automation",
+                    "command-list",
+                    "en",
+                    "Commands",
+                )],
                 features: [adhoc::NS.to_string()].into_iter().collect(),
                 extensions: vec![],
             }),
             Some(n) => match (Node::parse(n), disco::group_info(n, &self.table)) {
                 (Some(cmd), _) if rights.may_run(cmd) => Ok(DiscoInfoResult {
                     node: Some(n.to_string()),
-                    identities: vec![Identity::new("automation", "command-node", "en", cmd.title())],
-                    features: [adhoc::NS.to_string(), "jabber:x:data".to_string()].into_iter().collect(),
+                    identities: vec![Identity::new(
+                        "automation",
+                        "command-node",
+                        "en",
+                        cmd.title(),
+                    )],
+                    features: [adhoc::NS.to_string(), "jabber:x:data".to_string()]
+                        .into_iter()
+                        .collect(),
                     extensions: vec![],
                 }),
                 (Some(_), _) => Err(DefinedCondition::Forbidden),
@@ -317,7 +378,9 @@ impl Collector {
                 (None, None) => Err(DefinedCondition::ItemNotFound),
             },
         };
-        let outcome = answer.map(|info| Some(jabmon_shared::forms::to_element(info))).map_err(|c| stanza_error(c, None));
+        let outcome = answer
+            .map(|info| Some(jabmon_shared::forms::to_element(info)))
+            .map_err(|c| stanza_error(c, None));
         self.session.reply(req, outcome).await
     }
 
@@ -331,13 +394,19 @@ impl Collector {
                 items: Node::ALL
                     .into_iter()
                     .filter(|n| rights.may_run(*n))
-                    .map(|n| Item { jid: me.clone(), node: Some(n.name().to_string()), name: Some(n.title().to_string()) })
+                    .map(|n| Item {
+                        jid: me.clone(),
+                        node: Some(n.name().to_string()),
+                        name: Some(n.title().to_string()),
+                    })
                     .collect(),
                 rsm: None,
             }),
             Some(_) => Err(stanza_error(DefinedCondition::ItemNotFound, None)),
         };
-        self.session.reply(req, answer.map(|r| Some(r.into()))).await
+        self.session
+            .reply(req, answer.map(|r| Some(r.into())))
+            .await
     }
 
     async fn on_command(&mut self, req: IqRequest, cmd: Command) {
@@ -368,7 +437,13 @@ impl Collector {
                 let tx = self.done_tx.clone();
                 tokio::spawn(async move {
                     let outcome = shell::run(&command).await;
-                    let _ = tx.send(Done::Shell { req, command, sessionid, asker, outcome });
+                    let _ = tx.send(Done::Shell {
+                        req,
+                        command,
+                        sessionid,
+                        asker,
+                        outcome,
+                    });
                 });
                 return;
             }
@@ -379,7 +454,16 @@ impl Collector {
                 let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
                 self.table.reset(&refs);
                 self.alerts.reset(&groups);
-                self.event(EventKind::StatsReset, None, None, None, Some(format!("statistics reset by {asker}: {}", groups.join(", "))));
+                self.event(
+                    EventKind::StatsReset,
+                    None,
+                    None,
+                    None,
+                    Some(format!(
+                        "statistics reset by {asker}: {}",
+                        groups.join(", ")
+                    )),
+                );
                 self.command_event("stats-reset", "finished", &asker, Some(0));
             }
             Effect::SetThresholds(t) => {
@@ -398,13 +482,22 @@ impl Collector {
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(delay_secs)).await;
                     let _ = tx.send(Done::RebootRunning { asker: who.clone() });
-                    let cmd = ShellCommand { name: "reboot".into(), argv, timeout: Duration::from_secs(300) };
+                    let cmd = ShellCommand {
+                        name: "reboot".into(),
+                        argv,
+                        timeout: Duration::from_secs(300),
+                    };
                     let outcome = shell::run(&cmd).await;
-                    let _ = tx.send(Done::RebootFinished { asker: who, exit_code: outcome.exit_code });
+                    let _ = tx.send(Done::RebootFinished {
+                        asker: who,
+                        exit_code: outcome.exit_code,
+                    });
                 });
             }
         }
-        self.session.reply(&req, Ok(Some(response.to_element()))).await;
+        self.session
+            .reply(&req, Ok(Some(response.to_element())))
+            .await;
         self.flush_events().await;
     }
 
@@ -428,16 +521,43 @@ impl Collector {
                     _ => None,
                 };
                 if let Some(last) = last_boot.filter(|b| b.abs_diff(self.boot) > 2) {
-                    self.event(EventKind::Rebooted, Some(Severity::Warning), None, None,
-                        Some(format!("host rebooted (boot time was {last}, now {})", self.boot)));
+                    self.event(
+                        EventKind::Rebooted,
+                        Some(Severity::Warning),
+                        None,
+                        None,
+                        Some(format!(
+                            "host rebooted (boot time was {last}, now {})",
+                            self.boot
+                        )),
+                    );
                 }
-                self.event(EventKind::Started, None, None, None, Some("collector started".into()));
+                self.event(
+                    EventKind::Started,
+                    None,
+                    None,
+                    None,
+                    Some("collector started".into()),
+                );
             }
-            Done::Shell { req, command, sessionid, asker, outcome } => {
+            Done::Shell {
+                req,
+                command,
+                sessionid,
+                asker,
+                outcome,
+            } => {
                 tracing::info!(%asker, command = %command.name, exit_code = ?outcome.exit_code, timed_out = outcome.timed_out, "Shell command finished.");
-                self.command_event(&command.name, "finished", &asker, Some(outcome.exit_code.unwrap_or(-1)));
+                self.command_event(
+                    &command.name,
+                    "finished",
+                    &asker,
+                    Some(outcome.exit_code.unwrap_or(-1)),
+                );
                 let response = shell::completed_response(&command, sessionid, &outcome);
-                self.session.reply(&req, Ok(Some(response.to_element()))).await;
+                self.session
+                    .reply(&req, Ok(Some(response.to_element())))
+                    .await;
             }
             Done::RebootRunning { asker } => self.command_event("reboot", "running", &asker, None),
             Done::RebootFinished { asker, exit_code } => {
@@ -449,7 +569,14 @@ impl Collector {
 
     // ---- events and PEP ---------------------------------------------------------------------
 
-    fn event(&mut self, kind: EventKind, severity: Option<Severity>, metric: Option<EventMetric>, command: Option<CommandRun>, text: Option<String>) {
+    fn event(
+        &mut self,
+        kind: EventKind,
+        severity: Option<Severity>,
+        metric: Option<EventMetric>,
+        command: Option<CommandRun>,
+        text: Option<String>,
+    ) {
         if kind == EventKind::Started {
             self.started_sent = true;
         }
@@ -467,12 +594,26 @@ impl Collector {
 
     fn alert(&mut self, a: Alert) {
         tracing::info!(metric = %a.metric, value = a.value, severity = %a.severity, "{}", a.text);
-        let metric = EventMetric { name: a.metric, value: (a.value * 1000.0).round() / 1000.0 };
-        self.event(EventKind::Threshold, Some(a.severity), Some(metric), None, Some(a.text));
+        let metric = EventMetric {
+            name: a.metric,
+            value: (a.value * 1000.0).round() / 1000.0,
+        };
+        self.event(
+            EventKind::Threshold,
+            Some(a.severity),
+            Some(metric),
+            None,
+            Some(a.text),
+        );
     }
 
     fn command_event(&mut self, name: &str, state: &str, asker: &BareJid, exit_code: Option<i32>) {
-        let run = CommandRun { name: name.to_string(), state: state.to_string(), asker: asker.to_string(), exit_code };
+        let run = CommandRun {
+            name: name.to_string(),
+            state: state.to_string(),
+            asker: asker.to_string(),
+            exit_code,
+        };
         let text = format!("{name} {state} for {asker}");
         self.event(EventKind::Command, None, None, Some(run), Some(text));
     }
@@ -483,7 +624,8 @@ impl Collector {
             return;
         }
         for (event, request) in self.publisher.drain(now()) {
-            self.send_publish(Published::Event(Box::new(event)), request).await;
+            self.send_publish(Published::Event(Box::new(event)), request)
+                .await;
         }
     }
 
@@ -496,7 +638,11 @@ impl Collector {
                 .table
                 .iter()
                 // Three decimals are plenty for any of our units and keep items small.
-                .map(|(name, s)| Stat { name: name.clone(), value: (s.value * 1000.0).round() / 1000.0, unit: Some(s.unit.as_str().to_string()) })
+                .map(|(name, s)| Stat {
+                    name: name.clone(),
+                    value: (s.value * 1000.0).round() / 1000.0,
+                    unit: Some(s.unit.as_str().to_string()),
+                })
                 .collect(),
         };
         let request = self.publisher.stats_request(stats.into());
@@ -505,13 +651,18 @@ impl Collector {
 
     async fn send_publish(&mut self, what: Published, request: Element) {
         let rx = self.session.request(None, true, request).await;
-        forward(rx, &self.done_tx, move |outcome| Done::Published(what, outcome));
+        forward(rx, &self.done_tx, move |outcome| {
+            Done::Published(what, outcome)
+        });
     }
 
     /// Reads the newest event this account published (its `boot` attribute) to tell a reboot
     /// from a restart; `started` (and maybe `rebooted`) follow when the answer is in.
     async fn check_boot(&mut self) {
-        let rx = self.session.request(None, false, pep_req::latest_items(ns::EVENTS, 1)).await;
+        let rx = self
+            .session
+            .request(None, false, pep_req::latest_items(ns::EVENTS, 1))
+            .await;
         forward(rx, &self.done_tx, Done::BootCheck);
     }
 }

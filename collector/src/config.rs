@@ -82,14 +82,37 @@ impl Thresholds {
         }
         for (name, v) in &all[3..] {
             if *v > 100.0 {
-                out.push((*name, format!("{name} is a percentage and must be ≤ 100 (got {v})")));
+                out.push((
+                    *name,
+                    format!("{name} is a percentage and must be ≤ 100 (got {v})"),
+                ));
             }
         }
         let pairs = [
-            ("load_busy_clear", self.load_busy_clear, "load_busy", self.load_busy),
-            ("cpu_warn_clear", self.cpu_warn_clear, "cpu_warn", self.cpu_warn),
-            ("memory_warn_clear", self.memory_warn_clear, "memory_warn", self.memory_warn),
-            ("disk_warn_clear", self.disk_warn_clear, "disk_warn", self.disk_warn),
+            (
+                "load_busy_clear",
+                self.load_busy_clear,
+                "load_busy",
+                self.load_busy,
+            ),
+            (
+                "cpu_warn_clear",
+                self.cpu_warn_clear,
+                "cpu_warn",
+                self.cpu_warn,
+            ),
+            (
+                "memory_warn_clear",
+                self.memory_warn_clear,
+                "memory_warn",
+                self.memory_warn,
+            ),
+            (
+                "disk_warn_clear",
+                self.disk_warn_clear,
+                "disk_warn",
+                self.disk_warn,
+            ),
         ];
         for (clear, c, warn, w) in pairs {
             if c >= w {
@@ -99,7 +122,10 @@ impl Thresholds {
         if self.load_critical <= self.load_busy {
             out.push((
                 "load_critical",
-                format!("load_critical ({}) must be above load_busy ({})", self.load_critical, self.load_busy),
+                format!(
+                    "load_critical ({}) must be above load_busy ({})",
+                    self.load_critical, self.load_busy
+                ),
             ));
         }
         out
@@ -181,18 +207,25 @@ impl Config {
         let host = match &collector.host {
             Some(h) if jabmon_shared::metric::is_valid(h) && !h.contains('.') => h.clone(),
             Some(h) => {
-                p.push(format!("[collector] host `{h}` must be one lower-case name of [a-z0-9_-]"));
+                p.push(format!(
+                    "[collector] host `{h}` must be one lower-case name of [a-z0-9_-]"
+                ));
                 String::new()
             }
             None => jabmon_shared::metric::host_label(&shared::hostname()),
         };
-        let hub = collector.hub.as_deref().and_then(|h| match BareJid::new(h) {
-            Ok(j) if j.node().is_some() => Some(j),
-            _ => {
-                p.push(format!("[collector] hub `{h}` is not a bare JID (user@domain)"));
-                None
-            }
-        });
+        let hub = collector
+            .hub
+            .as_deref()
+            .and_then(|h| match BareJid::new(h) {
+                Ok(j) if j.node().is_some() => Some(j),
+                _ => {
+                    p.push(format!(
+                        "[collector] hub `{h}` is not a bare JID (user@domain)"
+                    ));
+                    None
+                }
+            });
         if let Some(hub) = &hub {
             subscribers.allow(hub.clone());
         }
@@ -226,19 +259,32 @@ impl Config {
         let mut shell = Vec::new();
         for (i, c) in commands.shell.iter().enumerate() {
             if c.name.is_empty() || c.name.len() > 64 {
-                p.push(format!("[[commands.shell]] #{}: name must be 1-64 characters", i + 1));
+                p.push(format!(
+                    "[[commands.shell]] #{}: name must be 1-64 characters",
+                    i + 1
+                ));
             }
             if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
-                p.push(format!("[[commands.shell]] name `{}` is used twice", c.name));
+                p.push(format!(
+                    "[[commands.shell]] name `{}` is used twice",
+                    c.name
+                ));
             }
             if c.argv.is_empty() || c.argv[0].is_empty() {
-                p.push(format!("[[commands.shell]] `{}`: argv must name a program", c.name));
+                p.push(format!(
+                    "[[commands.shell]] `{}`: argv must name a program",
+                    c.name
+                ));
             }
             let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
                 p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
                 Duration::from_secs(10)
             });
-            shell.push(ShellCommand { name: c.name.clone(), argv: c.argv.clone(), timeout });
+            shell.push(ShellCommand {
+                name: c.name.clone(),
+                argv: c.argv.clone(),
+                timeout,
+            });
         }
         let Some(xmpp) = xmpp else { return Err(p) };
         p.into_result(Config {
@@ -263,11 +309,15 @@ mod tests {
     use std::collections::HashMap;
 
     fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
-        let dir = std::env::temp_dir().join(format!("jabmon-cfg-{}-{}", std::process::id(), toml.len()));
+        let dir =
+            std::env::temp_dir().join(format!("jabmon-cfg-{}-{}", std::process::id(), toml.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, toml).unwrap();
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_raw(RawConfig::load_with_env(Some(&path), Some(env))?)
     }
 
@@ -287,14 +337,19 @@ mod tests {
         assert_eq!(cfg.publish_interval, Duration::from_secs(10));
         assert_eq!(cfg.shell[0].name, "uptime");
         assert_eq!(cfg.xmpp.password.expose(), "secret");
-        assert!(cfg.subscribers.allows(&BareJid::new("hub@example.org").unwrap()));
+        assert!(cfg
+            .subscribers
+            .allows(&BareJid::new("hub@example.org").unwrap()));
     }
 
     #[test]
     fn env_overrides_file() {
         let cfg = load_str(
             "[xmpp]\njid = \"a@b\"\npassword = \"x\"\n",
-            &[("JABMON_XMPP__PASSWORD", "from-env"), ("JABMON_COLLECTOR__HOST", "envhost")],
+            &[
+                ("JABMON_XMPP__PASSWORD", "from-env"),
+                ("JABMON_COLLECTOR__HOST", "envhost"),
+            ],
         )
         .unwrap();
         assert_eq!(cfg.xmpp.password.expose(), "from-env");
@@ -309,7 +364,15 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        for want in ["pasword", "tls", "bogus", "sample_interval", "cpu_warn_clear", "[nonsense]", "exactly one of password"] {
+        for want in [
+            "pasword",
+            "tls",
+            "bogus",
+            "sample_interval",
+            "cpu_warn_clear",
+            "[nonsense]",
+            "exactly one of password",
+        ] {
             assert!(text.contains(want), "`{want}` not in:\n{text}");
         }
         assert!(err.0.len() >= 7, "{text}");

@@ -31,7 +31,9 @@ impl HostFacts {
             hostname: jabmon_shared::config::hostname(),
             os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
             kernel: sysinfo::System::kernel_version().unwrap_or_default(),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory_total: crate::sample::procfs::parse_meminfo(&meminfo).total,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -53,7 +55,9 @@ pub const FEATURES: [&str; 7] = [
 /// form carries the collector's `host` label and `publish_interval` (seconds), so that a hub
 /// knows both before the first stats item (and can tell silence from a slow schedule).
 pub fn root_info(host: &str, publish_interval: f64, facts: &HostFacts) -> DiscoInfoResult {
-    let text = |var: &str, label: &str, v: String| forms::field(var, FieldType::TextSingle, label, vec![v]);
+    let text = |var: &str, label: &str, v: String| {
+        forms::field(var, FieldType::TextSingle, label, vec![v])
+    };
     let form = forms::form(
         DataFormType::Result_,
         ns::HOST,
@@ -62,16 +66,32 @@ pub fn root_info(host: &str, publish_interval: f64, facts: &HostFacts) -> DiscoI
             text("os", "Operating system", facts.os.clone()),
             text("kernel", "Kernel", facts.kernel.clone()),
             text("cores", "CPU cores", facts.cores.to_string()),
-            text("memory_total", "Memory (bytes)", facts.memory_total.to_string()),
+            text(
+                "memory_total",
+                "Memory (bytes)",
+                facts.memory_total.to_string(),
+            ),
             text("version", "jabmon version", facts.version.clone()),
             text("host", "Host label in metric names", host.to_string()),
-            text("publish_interval", "Stats publish interval (s)", publish_interval.to_string()),
+            text(
+                "publish_interval",
+                "Stats publish interval (s)",
+                publish_interval.to_string(),
+            ),
         ],
     );
     DiscoInfoResult {
         node: None,
-        identities: vec![Identity::new("client", "bot", "en", format!("jabmon collector on {host}"))],
-        features: FEATURES.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+        identities: vec![Identity::new(
+            "client",
+            "bot",
+            "en",
+            format!("jabmon collector on {host}"),
+        )],
+        features: FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>(),
         extensions: vec![form],
     }
 }
@@ -102,7 +122,12 @@ pub fn group_fields(group: &str, table: &MetricTable) -> Vec<Field> {
     let mut fields = Vec::new();
     for (name, s) in table.group(group) {
         let l = label(name, s.unit);
-        fields.push(forms::field(name, FieldType::TextSingle, &l, vec![format_value(s.value)]));
+        fields.push(forms::field(
+            name,
+            FieldType::TextSingle,
+            &l,
+            vec![format_value(s.value)],
+        ));
         for f in Figure::ALL {
             fields.push(forms::field(
                 &format!("{name}#{}", f.suffix()),
@@ -121,11 +146,12 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     Some(DiscoInfoResult {
         node: Some(node.to_string()),
         identities: vec![Identity::new("client", "bot", "en", title.to_string())],
-        features: ["http://jabber.org/protocol/disco#info".to_string()].into_iter().collect(),
+        features: ["http://jabber.org/protocol/disco#info".to_string()]
+            .into_iter()
+            .collect(),
         extensions: vec![group_form(group, table)],
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -152,20 +178,36 @@ mod tests {
         let el = forms::to_element(a);
         let form = el.get_child("x", xmpp_parsers::ns::DATA_FORMS).unwrap();
         for f in form.children() {
-            assert!(f.attr("type").is_some() && f.attr("label").is_some(), "{f:?}");
+            assert!(
+                f.attr("type").is_some() && f.attr("label").is_some(),
+                "{f:?}"
+            );
         }
     }
 
     #[test]
     fn group_form_has_windows() {
         let mut t = MetricTable::default();
-        t.record(0.0, vec![("cpu.cpu.idle".into(), Unit::Percent, 80.0), ("load.load.shortterm".into(), Unit::Load, 0.1)]);
+        t.record(
+            0.0,
+            vec![
+                ("cpu.cpu.idle".into(), Unit::Percent, 80.0),
+                ("load.load.shortterm".into(), Unit::Load, 0.1),
+            ],
+        );
         let form = group_form("cpu", &t);
         let vars: Vec<_> = form.fields.iter().filter_map(|f| f.var.clone()).collect();
         assert_eq!(
             vars,
-            vec!["FORM_TYPE", "cpu.cpu.idle", "cpu.cpu.idle#1-min", "cpu.cpu.idle#5-min",
-                 "cpu.cpu.idle#15-min", "cpu.cpu.idle#min", "cpu.cpu.idle#max"]
+            vec![
+                "FORM_TYPE",
+                "cpu.cpu.idle",
+                "cpu.cpu.idle#1-min",
+                "cpu.cpu.idle#5-min",
+                "cpu.cpu.idle#15-min",
+                "cpu.cpu.idle#min",
+                "cpu.cpu.idle#max"
+            ]
         );
         assert!(group_info("nope", &t).is_none());
         assert_eq!(items(&FullJid::new("c@x/r").unwrap()).items.len(), 8);

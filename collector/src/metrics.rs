@@ -90,7 +90,9 @@ pub fn label(name: &str, unit: Unit) -> String {
         format!("Interface {i}")
     } else {
         let mut c = plugin.chars();
-        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        c.next()
+            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+            .unwrap_or_default()
     };
     let what = match (kind, inst) {
         ("load", "shortterm") => "1-min".to_string(),
@@ -118,7 +120,13 @@ pub enum Figure {
 }
 
 impl Figure {
-    pub const ALL: [Figure; 5] = [Figure::Avg1, Figure::Avg5, Figure::Avg15, Figure::Min, Figure::Max];
+    pub const ALL: [Figure; 5] = [
+        Figure::Avg1,
+        Figure::Avg5,
+        Figure::Avg15,
+        Figure::Min,
+        Figure::Max,
+    ];
     /// The suffix after `#` in form field names.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -156,7 +164,14 @@ const WINDOWS: [f64; 3] = [60.0, 300.0, 900.0];
 
 impl Series {
     fn new(unit: Unit, value: f64, timestamp: f64) -> Self {
-        Self { unit, value, timestamp, avg: [value; 3], min: value, max: value }
+        Self {
+            unit,
+            value,
+            timestamp,
+            avg: [value; 3],
+            min: value,
+            max: value,
+        }
     }
 
     fn update(&mut self, value: f64, timestamp: f64) {
@@ -209,7 +224,8 @@ impl MetricTable {
             match self.series.get_mut(&name) {
                 Some(s) => s.update(value, timestamp),
                 None => {
-                    self.series.insert(name.clone(), Series::new(unit, value, timestamp));
+                    self.series
+                        .insert(name.clone(), Series::new(unit, value, timestamp));
                 }
             }
             seen.insert(name);
@@ -237,8 +253,13 @@ impl MetricTable {
     }
 
     /// All metrics of a group, by name.
-    pub fn group<'a>(&'a self, group: &'a str) -> impl Iterator<Item = (&'a String, &'a Series)> + 'a {
-        self.series.iter().filter(move |(n, _)| group_of(n) == group)
+    pub fn group<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Series)> + 'a {
+        self.series
+            .iter()
+            .filter(move |(n, _)| group_of(n) == group)
     }
 
     /// All metrics.
@@ -279,7 +300,11 @@ mod tests {
         let s = t.get("cpu.cpu.idle").unwrap();
         assert_eq!((s.min, s.max, s.value), (10.0, 90.0, 90.0));
         t.reset(&["load"]);
-        assert_eq!(t.get("cpu.cpu.idle").unwrap().min, 10.0, "other groups untouched");
+        assert_eq!(
+            t.get("cpu.cpu.idle").unwrap().min,
+            10.0,
+            "other groups untouched"
+        );
         t.reset(&["cpu"]);
         let s = t.get("cpu.cpu.idle").unwrap();
         assert_eq!((s.min, s.max), (90.0, 90.0));
@@ -294,7 +319,11 @@ mod tests {
         }
         let s = t.get("x.y.z").unwrap();
         // After one minute of 100s: 1-min ≈ 63 %, 5-min ≈ 18 %, 15-min ≈ 6.5 % of the step.
-        assert!((s.figure(Figure::Avg1) - 63.2).abs() < 0.5, "{}", s.figure(Figure::Avg1));
+        assert!(
+            (s.figure(Figure::Avg1) - 63.2).abs() < 0.5,
+            "{}",
+            s.figure(Figure::Avg1)
+        );
         assert!((s.figure(Figure::Avg5) - 18.1).abs() < 0.5);
         assert!((s.figure(Figure::Avg15) - 6.45).abs() < 0.5);
     }
@@ -303,7 +332,10 @@ mod tests {
     fn vanished_metrics_are_dropped_and_nan_skipped() {
         let mut t = MetricTable::default();
         t.record(0.0, vec![r("df-a.df.used", 1.0), r("df-b.df.used", 1.0)]);
-        t.record(1.0, vec![r("df-a.df.used", 2.0), r("df-c.df.used", f64::NAN)]);
+        t.record(
+            1.0,
+            vec![r("df-a.df.used", 2.0), r("df-c.df.used", f64::NAN)],
+        );
         assert!(t.get("df-b.df.used").is_none());
         assert!(t.get("df-c.df.used").is_none());
         assert_eq!(t.value("df-a.df.used"), Some(2.0));
@@ -318,7 +350,10 @@ mod tests {
         assert_eq!(label("cpu.cpu.idle", Unit::Percent), "CPU idle (%)");
         assert_eq!(label("cpu-0.cpu.user", Unit::Percent), "Core 0 user (%)");
         assert_eq!(label("load.load.shortterm", Unit::Load), "Load 1-min");
-        assert_eq!(label("df-root.percent.used", Unit::Percent), "Filesystem root used (%)");
+        assert_eq!(
+            label("df-root.percent.used", Unit::Percent),
+            "Filesystem root used (%)"
+        );
     }
 
     #[test]

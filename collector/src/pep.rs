@@ -96,7 +96,12 @@ impl Publisher {
     }
 
     /// Records the server's answer to a publish.
-    pub fn answered(&mut self, what: Published, outcome: Result<(), Option<StanzaError>>, now: f64) {
+    pub fn answered(
+        &mut self,
+        what: Published,
+        outcome: Result<(), Option<StanzaError>>,
+        now: f64,
+    ) {
         match outcome {
             Ok(()) => {
                 if self.failing {
@@ -118,7 +123,10 @@ impl Publisher {
                 }
                 let delay = self.backoff.next_delay(random_unit());
                 if !self.failing {
-                    let reason = error.as_ref().map(pep::describe).unwrap_or_else(|| "connection lost".into());
+                    let reason = error
+                        .as_ref()
+                        .map(pep::describe)
+                        .unwrap_or_else(|| "connection lost".into());
                     tracing::warn!(%reason, retry_in = ?delay, "PEP publish failed; retrying with backoff.");
                 }
                 self.failing = true;
@@ -143,7 +151,16 @@ mod tests {
     use xmpp_parsers::stanza_error::DefinedCondition;
 
     fn ev(t: f64) -> Event {
-        Event { host: "h".into(), timestamp: t, kind: EventKind::Started, severity: None, boot: None, metric: None, command: None, text: None }
+        Event {
+            host: "h".into(),
+            timestamp: t,
+            kind: EventKind::Started,
+            severity: None,
+            boot: None,
+            metric: None,
+            command: None,
+            text: None,
+        }
     }
 
     #[test]
@@ -153,13 +170,21 @@ mod tests {
         let sent = p.drain(0.0);
         assert_eq!(sent.len(), 1);
         let forbidden = stanza_error(DefinedCondition::Forbidden, Some("nope"));
-        p.answered(Published::Event(Box::new(sent[0].0.clone())), Err(Some(forbidden.clone())), 10.0);
+        p.answered(
+            Published::Event(Box::new(sent[0].0.clone())),
+            Err(Some(forbidden.clone())),
+            10.0,
+        );
         assert_eq!(p.queued(), 1);
         assert!(!p.ready(10.5), "no tight loop");
         assert!(p.drain(10.5).is_empty());
         let again = p.drain(12.5);
         assert_eq!(again.len(), 1);
-        p.answered(Published::Event(Box::new(again[0].0.clone())), Err(Some(forbidden)), 12.5);
+        p.answered(
+            Published::Event(Box::new(again[0].0.clone())),
+            Err(Some(forbidden)),
+            12.5,
+        );
         assert!(!p.ready(13.5), "second delay is longer (≈2 s)");
         p.answered(Published::Stats, Ok(()), 20.0);
         assert!(p.ready(20.0) || p.queued() == 1);
@@ -170,7 +195,10 @@ mod tests {
         let mut p = Publisher::default();
         let req = p.stats_request(Element::builder("stats", ns::STATS).build());
         assert!(String::from(&req).contains("pubsub#max_items"));
-        let e = stanza_error(DefinedCondition::ResourceConstraint, Some("Unknown field 'pubsub#max_items'"));
+        let e = stanza_error(
+            DefinedCondition::ResourceConstraint,
+            Some("Unknown field 'pubsub#max_items'"),
+        );
         p.answered(Published::Stats, Err(Some(e)), 0.0);
         let req = p.stats_request(Element::builder("stats", ns::STATS).build());
         let text = String::from(&req);

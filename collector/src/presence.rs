@@ -28,7 +28,9 @@ pub fn next_level(current: Level, per_core_load: f64, t: &Thresholds) -> Level {
     if l >= t.load_critical || (current == Level::Critical && l >= critical_clear) {
         return Level::Critical;
     }
-    if l >= t.load_busy || (matches!(current, Level::Busy | Level::Critical) && l >= t.load_busy_clear) {
+    if l >= t.load_busy
+        || (matches!(current, Level::Busy | Level::Critical) && l >= t.load_busy_clear)
+    {
         return Level::Busy;
     }
     Level::Normal

@@ -9,13 +9,18 @@ use std::time::Duration;
 
 use jabmon_shared::adhoc::{self, Command};
 use jabmon_shared::payload::{CollectorStatus, Event as JabmonEvent, Stats};
-use jabmon_shared::session::{forward, stanza_error, IqFailure, IqOutcome, Incoming, IqRequest, Session, SessionError, Software};
+use jabmon_shared::session::{
+    forward, stanza_error, Incoming, IqFailure, IqOutcome, IqRequest, Session, SessionError,
+    Software,
+};
 use jabmon_shared::{caps, forms, ns, pep};
 use minidom::Element;
 use tokio::sync::mpsc;
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataFormType, FieldType};
-use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item};
+use xmpp_parsers::disco::{
+    DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item,
+};
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
@@ -48,7 +53,11 @@ pub enum RunError {
 use jabmon_shared::unix_now as now;
 
 enum Done {
-    CapsInfo { ver: String, from: FullJid, outcome: IqOutcome },
+    CapsInfo {
+        ver: String,
+        from: FullJid,
+        outcome: IqOutcome,
+    },
     ServerFeatures(IqOutcome),
     Restore(IqOutcome),
     /// A PEP publish: what it was, and the server's answer.
@@ -87,8 +96,14 @@ struct Hub {
 
 /// Runs the hub until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let software = Software { name: "jabmon-hub".into(), version: env!("CARGO_PKG_VERSION").into() };
-    let limits = Limits { max_queries_per_user: cfg.hub.max_queries_per_user, ..Limits::default() };
+    let software = Software {
+        name: "jabmon-hub".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let limits = Limits {
+        max_queries_per_user: cfg.hub.max_queries_per_user,
+        ..Limits::default()
+    };
     let mut engine = Engine::new(limits);
     let mut restored = false;
     if cfg.hub.storage == Storage::File {
@@ -103,7 +118,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     tracing::info!(jid = %cfg.xmpp.jid, storage = ?cfg.hub.storage, registrations = engine.len(), "Hub starting.");
     let mut hub = Hub {
-        delivery: Delivery::new(cfg.hub.max_events_per_second_per_user, cfg.hub.max_queued_events_per_user),
+        delivery: Delivery::new(
+            cfg.hub.max_events_per_second_per_user,
+            cfg.hub.max_queued_events_per_user,
+        ),
         session,
         engine,
         registry: Registry::default(),
@@ -147,7 +165,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     tracing::info!("Hub stopping.");
     let grace = async {
         // Answer what is already queued with 503 rather than silence.
-        while let Ok(Some(Incoming::Message(m))) = tokio::time::timeout(Duration::from_millis(50), hub.session.next()).await {
+        while let Ok(Some(Incoming::Message(m))) =
+            tokio::time::timeout(Duration::from_millis(50), hub.session.next()).await
+        {
             hub.on_message(m).await;
         }
     };
@@ -167,7 +187,9 @@ fn restore(engine: &mut Engine, saved: &[Saved]) {
     for s in saved {
         match engine.restore(s) {
             Ok(_) => ok += 1,
-            Err(e) => tracing::error!(user = %s.user, cmd = %s.cmd, "Saved registration no longer valid, dropped: {e}"),
+            Err(e) => {
+                tracing::error!(user = %s.user, cmd = %s.cmd, "Saved registration no longer valid, dropped: {e}")
+            }
         }
     }
     tracing::info!(restored = ok, "Registrations restored.");
@@ -204,10 +226,19 @@ impl Hub {
                 self.online = true;
                 if !resumed {
                     self.session.request_roster().await;
-                    self.session.send(Presence::available().with_payload(self.caps.clone())).await;
+                    self.session
+                        .send(Presence::available().with_payload(self.caps.clone()))
+                        .await;
                     if !self.restored && !self.restoring {
                         self.restoring = true;
-                        let rx = self.session.request(Some(Jid::from(self.cfg.xmpp.jid.clone())), false, DiscoInfoQuery { node: None }.into()).await;
+                        let rx = self
+                            .session
+                            .request(
+                                Some(Jid::from(self.cfg.xmpp.jid.clone())),
+                                false,
+                                DiscoInfoQuery { node: None }.into(),
+                            )
+                            .await;
                         forward(rx, &self.done_tx, Done::ServerFeatures);
                     }
                 }
@@ -222,17 +253,28 @@ impl Hub {
     async fn on_done(&mut self, done: Done) {
         match done {
             Done::ServerFeatures(outcome) => {
-                let ok = outcome.ok().flatten().and_then(|el| DiscoInfoResult::try_from(el).ok()).is_some_and(|info| {
-                    info.identities.iter().any(|i| i.category == "pubsub" && i.type_ == "pep")
-                        && info.features.contains("http://jabber.org/protocol/pubsub#publish-options")
-                });
+                let ok = outcome
+                    .ok()
+                    .flatten()
+                    .and_then(|el| DiscoInfoResult::try_from(el).ok())
+                    .is_some_and(|info| {
+                        info.identities
+                            .iter()
+                            .any(|i| i.category == "pubsub" && i.type_ == "pep")
+                            && info
+                                .features
+                                .contains("http://jabber.org/protocol/pubsub#publish-options")
+                    });
                 if !ok {
                     let msg = "the server does not offer PEP with publish-options (XEP-0223), needed for storage = \"pep\"; set [hub] storage = \"file\" and state_path instead";
                     tracing::error!("{msg}");
                     self.fatal = Some(msg.to_string());
                     return;
                 }
-                let rx = self.session.request(None, false, pep::latest_items(storage::NS, 1)).await;
+                let rx = self
+                    .session
+                    .request(None, false, pep::latest_items(storage::NS, 1))
+                    .await;
                 forward(rx, &self.done_tx, Done::Restore);
             }
             Done::Restore(outcome) => {
@@ -244,7 +286,11 @@ impl Hub {
                         .map(|r| r.into_saved())
                         .unwrap_or_default(),
                     Ok(None) => vec![],
-                    Err(IqFailure::Error(e)) if e.defined_condition == DefinedCondition::ItemNotFound => vec![],
+                    Err(IqFailure::Error(e))
+                        if e.defined_condition == DefinedCondition::ItemNotFound =>
+                    {
+                        vec![]
+                    }
                     Err(e) => {
                         tracing::warn!("Could not read saved registrations ({e}); retrying at the next connection.");
                         self.restoring = false;
@@ -259,7 +305,9 @@ impl Hub {
                 }
             }
             Done::Published(what, outcome) => {
-                if let (Err(IqFailure::Error(e)), true, "registrations") = (&outcome, self.full_publish_options, what) {
+                if let (Err(IqFailure::Error(e)), true, "registrations") =
+                    (&outcome, self.full_publish_options, what)
+                {
                     if pep::refuses_options(e) {
                         tracing::warn!(reason = %pep::describe(e), "Server refused publish-options; saving with access_model and persist_items only.");
                         self.full_publish_options = false;
@@ -267,12 +315,20 @@ impl Hub {
                     }
                 }
                 if let Err(e) = outcome {
-                    tracing::error!(what, "PEP publish failed: {e}. It is published again at the next change.");
+                    tracing::error!(
+                        what,
+                        "PEP publish failed: {e}. It is published again at the next change."
+                    );
                 }
             }
             Done::CapsInfo { ver, from, outcome } => {
-                let info = outcome.ok().flatten().and_then(|el| DiscoInfoResult::try_from(el).ok());
-                let is_collector = info.as_ref().is_some_and(|i| i.features.contains(ns::STATS));
+                let info = outcome
+                    .ok()
+                    .flatten()
+                    .and_then(|el| DiscoInfoResult::try_from(el).ok());
+                let is_collector = info
+                    .as_ref()
+                    .is_some_and(|i| i.features.contains(ns::STATS));
                 if let Some(info) = &info {
                     // Cache by ver only when the hash checks out (XEP-0115 §5.4).
                     let mut plain = info.clone();
@@ -311,36 +367,54 @@ impl Hub {
             PresenceType::Subscribe => {
                 if self.cfg.collectors.allows(&bare) || self.is_user(&bare) {
                     tracing::info!(%bare, "Subscription approved.");
-                    self.session.send(Presence::subscribed().with_to(bare.clone())).await;
+                    self.session
+                        .send(Presence::subscribed().with_to(bare.clone()))
+                        .await;
                     self.session.send(Presence::subscribe().with_to(bare)).await;
                 } else {
                     tracing::warn!(%bare, "Subscription refused: neither a collector nor a user.");
-                    self.session.send(Presence::new(PresenceType::Unsubscribed).with_to(bare)).await;
+                    self.session
+                        .send(Presence::new(PresenceType::Unsubscribed).with_to(bare))
+                        .await;
                 }
             }
             PresenceType::Subscribed => {
                 // ejabberd records +notify interest only from presence after the approval.
-                self.session.send(Presence::available().with_payload(self.caps.clone()).with_to(bare)).await;
+                self.session
+                    .send(
+                        Presence::available()
+                            .with_payload(self.caps.clone())
+                            .with_to(bare),
+                    )
+                    .await;
             }
             PresenceType::None => {
                 let key = bare.to_string();
                 if self.is_user(&bare) {
                     if let Some(r) = from.resource() {
-                        self.user_resources.entry(key.clone()).or_default().insert(r.to_string());
+                        self.user_resources
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(r.to_string());
                     }
                     self.delivery.set_online(&Arc::from(key.as_str()), true, t);
                 }
                 if !self.cfg.collectors.allows(&bare) {
                     return;
                 }
-                let Ok(full) = from.clone().try_into_full() else { return };
+                let Ok(full) = from.clone().try_into_full() else {
+                    return;
+                };
                 let status = p.statuses.values().next().map(|s| s.as_str()).unwrap_or("");
                 let seen = Seen::Available {
                     away: matches!(p.show, Some(Show::Away) | Some(Show::Xa)),
                     dnd: p.show == Some(Show::Dnd),
                     starting: status == "Starting up",
                 };
-                let caps = p.payloads.iter().find_map(|e| Caps::try_from(e.clone()).ok());
+                let caps = p
+                    .payloads
+                    .iter()
+                    .find_map(|e| Caps::try_from(e.clone()).ok());
                 match caps {
                     Some(c) => {
                         let ver = base64_ver(&c);
@@ -353,9 +427,18 @@ impl Hub {
                                 waiting.retain(|(j, _)| j != &full);
                                 waiting.push((full.clone(), seen));
                                 if first {
-                                    let q = DiscoInfoQuery { node: Some(format!("{}#{ver}", c.node)) };
-                                    let rx = self.session.request(Some(Jid::from(full.clone())), false, q.into()).await;
-                                    forward(rx, &self.done_tx, move |outcome| Done::CapsInfo { ver, from: full, outcome });
+                                    let q = DiscoInfoQuery {
+                                        node: Some(format!("{}#{ver}", c.node)),
+                                    };
+                                    let rx = self
+                                        .session
+                                        .request(Some(Jid::from(full.clone())), false, q.into())
+                                        .await;
+                                    forward(rx, &self.done_tx, move |outcome| Done::CapsInfo {
+                                        ver,
+                                        from: full,
+                                        outcome,
+                                    });
                                 }
                             }
                         }
@@ -398,7 +481,10 @@ impl Hub {
 
     async fn collector_seen(&mut self, full: &FullJid, seen: Seen) {
         let key = full.to_bare().to_string();
-        self.collector_resources.entry(key.clone()).or_default().insert(full.resource().to_string());
+        self.collector_resources
+            .entry(key.clone())
+            .or_default()
+            .insert(full.resource().to_string());
         if let Some(change) = self.registry.presence(&key, seen, now()) {
             self.status_changed(change).await;
         }
@@ -408,13 +494,35 @@ impl Hub {
     async fn status_changed(&mut self, change: Change) {
         tracing::info!(collector = %change.jid, host = %change.host, from = %change.from, to = %change.to, "Collector status changed.");
         let t = now();
-        let item = CollectorStatus { jid: change.jid.clone(), host: change.host.clone(), status: change.to.to_string(), timestamp: t };
-        let req = pep::publish(ns::COLLECTORS, &change.jid, item.into(), &[("pubsub#access_model", "presence")]);
+        let item = CollectorStatus {
+            jid: change.jid.clone(),
+            host: change.host.clone(),
+            status: change.to.to_string(),
+            timestamp: t,
+        };
+        let req = pep::publish(
+            ns::COLLECTORS,
+            &change.jid,
+            item.into(),
+            &[("pubsub#access_model", "presence")],
+        );
         let rx = self.session.request(None, true, req).await;
-        forward(rx, &self.done_tx, |o| Done::Published("collector status", o));
+        forward(rx, &self.done_tx, |o| {
+            Done::Published("collector status", o)
+        });
         let mut out = Vec::new();
-        self.engine.feed(&format!("{}.jabmon.status.alive", change.host), t, change.to.alive(), &mut out);
-        self.engine.feed(&format!("{}.jabmon.status.busy", change.host), t, change.to.busy(), &mut out);
+        self.engine.feed(
+            &format!("{}.jabmon.status.alive", change.host),
+            t,
+            change.to.alive(),
+            &mut out,
+        );
+        self.engine.feed(
+            &format!("{}.jabmon.status.busy", change.host),
+            t,
+            change.to.busy(),
+            &mut out,
+        );
         self.queue_outputs(out, t).await;
     }
 
@@ -422,7 +530,11 @@ impl Hub {
 
     async fn on_message(&mut self, m: Message) {
         if let Some(from) = m.from.clone() {
-            if let Some(event) = m.payloads.iter().find_map(|p| PubSubEvent::try_from(p.clone()).ok()) {
+            if let Some(event) = m
+                .payloads
+                .iter()
+                .find_map(|p| PubSubEvent::try_from(p.clone()).ok())
+            {
                 // PEP notifications come from the publisher's bare JID, stamped by the server;
                 // a client's own message always carries its full JID, so a user cannot pose as
                 // a collector by sending a pubsub payload.
@@ -436,7 +548,9 @@ impl Hub {
         if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {
             return;
         }
-        let Some(body) = m.bodies.values().next().cloned() else { return };
+        let Some(body) = m.bodies.values().next().cloned() else {
+            return;
+        };
         let Some(from) = m.from.clone() else { return };
         let bare = from.to_bare();
         let reply = if self.shutting_down || !self.online {
@@ -453,13 +567,26 @@ impl Hub {
         } else {
             let user = bare.to_string();
             if let Some(r) = from.resource() {
-                self.user_resources.entry(user.clone()).or_default().insert(r.to_string());
+                self.user_resources
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(r.to_string());
             }
             let before_len = self.engine.len();
-            let before: Vec<String> = self.engine.list(&user).into_iter().map(|(_, k)| k).collect();
+            let before: Vec<String> = self
+                .engine
+                .list(&user)
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect();
             let reply = self.engine.handle(&user, &body);
             if self.engine.len() != before_len {
-                let after: HashSet<String> = self.engine.list(&user).into_iter().map(|(_, k)| k).collect();
+                let after: HashSet<String> = self
+                    .engine
+                    .list(&user)
+                    .into_iter()
+                    .map(|(_, k)| k)
+                    .collect();
                 for k in before.iter().filter(|k| !after.contains(*k)) {
                     self.delivery.forget_key(&user, k);
                 }
@@ -484,7 +611,10 @@ impl Hub {
             }
             Storage::Pep => {
                 let payload: Element = storage::Registrations::from(saved.as_slice()).into();
-                let mut options = vec![("pubsub#persist_items", "true"), ("pubsub#access_model", "whitelist")];
+                let mut options = vec![
+                    ("pubsub#persist_items", "true"),
+                    ("pubsub#access_model", "whitelist"),
+                ];
                 if self.full_publish_options {
                     options.push(("pubsub#max_items", "1"));
                 }
@@ -496,7 +626,12 @@ impl Hub {
     }
 
     async fn on_pep(&mut self, from: BareJid, event: PubSubEvent) {
-        let Payload::Items { node, published, .. } = event.payload else { return };
+        let Payload::Items {
+            node, published, ..
+        } = event.payload
+        else {
+            return;
+        };
         let jid = from.to_string();
         if !self.registry.is_known(&jid) && !self.cfg.collectors.allows(&from) {
             return;
@@ -504,33 +639,82 @@ impl Hub {
         let t = now();
         let mut out = Vec::new();
         for item in published {
-            let Some(payload) = item.payload else { continue };
+            let Some(payload) = item.payload else {
+                continue;
+            };
             if node.0 == ns::STATS {
-                let Ok(stats) = Stats::try_from(payload) else { continue };
-                let values: Vec<(String, f64)> = stats.stats.iter().map(|s| (s.name.clone(), s.value)).collect();
-                if !self.registry.stats(&jid, &stats.host, stats.timestamp, values, t) {
+                let Ok(stats) = Stats::try_from(payload) else {
+                    continue;
+                };
+                let values: Vec<(String, f64)> = stats
+                    .stats
+                    .iter()
+                    .map(|s| (s.name.clone(), s.value))
+                    .collect();
+                if !self
+                    .registry
+                    .stats(&jid, &stats.host, stats.timestamp, values, t)
+                {
                     continue; // a replay or a duplicate
                 }
-                let host = self.registry.get(&jid).map(|c| c.host.clone()).unwrap_or_default();
+                let host = self
+                    .registry
+                    .get(&jid)
+                    .map(|c| c.host.clone())
+                    .unwrap_or_default();
                 for s in &stats.stats {
-                    self.engine.feed(&format!("{host}.{}", s.name), stats.timestamp, s.value, &mut out);
+                    self.engine.feed(
+                        &format!("{host}.{}", s.name),
+                        stats.timestamp,
+                        s.value,
+                        &mut out,
+                    );
                 }
-                if self.registry.get(&jid).is_some_and(|c| c.status.alive() == 0.0) && self.collector_resources.get(&jid).is_some_and(|r| !r.is_empty()) {
-                    if let Some(change) = self.registry.presence(&jid, Seen::Available { away: false, dnd: false, starting: false }, t) {
+                if self
+                    .registry
+                    .get(&jid)
+                    .is_some_and(|c| c.status.alive() == 0.0)
+                    && self
+                        .collector_resources
+                        .get(&jid)
+                        .is_some_and(|r| !r.is_empty())
+                {
+                    if let Some(change) = self.registry.presence(
+                        &jid,
+                        Seen::Available {
+                            away: false,
+                            dnd: false,
+                            starting: false,
+                        },
+                        t,
+                    ) {
                         self.status_changed(change).await;
                     }
                 }
             } else if node.0 == ns::EVENTS {
-                let Ok(ev) = JabmonEvent::try_from(payload) else { continue };
+                let Ok(ev) = JabmonEvent::try_from(payload) else {
+                    continue;
+                };
                 let id = item.id.map(|i| i.0).unwrap_or_default();
-                if t - ev.timestamp > crate::collectors::STALE_AFTER || !self.seen_events.insert((jid.clone(), id)) {
+                if t - ev.timestamp > crate::collectors::STALE_AFTER
+                    || !self.seen_events.insert((jid.clone(), id))
+                {
                     continue;
                 }
                 if self.seen_events.len() > 10_000 {
                     self.seen_events.clear();
                 }
-                let host = self.registry.get(&jid).map(|c| c.host.clone()).unwrap_or_else(|| jabmon_shared::metric::host_label(&ev.host));
-                self.engine.feed(&format!("{host}.jabmon.event.{}", ev.kind), ev.timestamp, 1.0, &mut out);
+                let host = self
+                    .registry
+                    .get(&jid)
+                    .map(|c| c.host.clone())
+                    .unwrap_or_else(|| jabmon_shared::metric::host_label(&ev.host));
+                self.engine.feed(
+                    &format!("{host}.jabmon.event.{}", ev.kind),
+                    ev.timestamp,
+                    1.0,
+                    &mut out,
+                );
             }
         }
         self.queue_outputs(out, t).await;
@@ -554,7 +738,9 @@ impl Hub {
             EventMessageType::Headline => MessageType::Headline,
         };
         for (user, _key, body) in ready {
-            let Ok(to) = BareJid::new(&user) else { continue };
+            let Ok(to) = BareJid::new(&user) else {
+                continue;
+            };
             let mut m = Message::new(Some(Jid::from(to)));
             m.type_ = type_.clone();
             m.bodies.insert(Default::default(), body);
@@ -585,7 +771,10 @@ impl Hub {
             if let Ok(cmd) = Command::try_from(req.payload.clone()) {
                 let outcome = match (asker, is_user) {
                     (Some(user), true) => self.command(&user, &cmd.node),
-                    _ => Err(stanza_error(DefinedCondition::Forbidden, Some("Only the hub's users may run its commands."))),
+                    _ => Err(stanza_error(
+                        DefinedCondition::Forbidden,
+                        Some("Only the hub's users may run its commands."),
+                    )),
                 };
                 if outcome.is_ok() && cmd.node == "delete-queries" {
                     self.save().await;
@@ -603,11 +792,15 @@ impl Hub {
                 Some(n) if commands::NODES.iter().any(|(c, _)| *c == n) => Ok(DiscoInfoResult {
                     node: Some(n.to_string()),
                     identities: vec![Identity::new("automation", "command-node", "en", n)],
-                    features: [adhoc::NS.to_string(), "jabber:x:data".to_string()].into_iter().collect(),
+                    features: [adhoc::NS.to_string(), "jabber:x:data".to_string()]
+                        .into_iter()
+                        .collect(),
                     extensions: vec![],
                 }),
                 Some(n) if self.registry.is_known(n) && is_user => Ok(self.collector_info(n)),
-                Some(n) if self.registry.is_known(n) => Err(stanza_error(DefinedCondition::Forbidden, None)),
+                Some(n) if self.registry.is_known(n) => {
+                    Err(stanza_error(DefinedCondition::Forbidden, None))
+                }
                 Some(_) => Err(stanza_error(DefinedCondition::ItemNotFound, None)),
             };
             let outcome = outcome.map(|i| Some(forms::to_element(i)));
@@ -620,7 +813,13 @@ impl Hub {
                     items: if is_user {
                         self.registry
                             .iter()
-                            .filter_map(|c| Some(Item { jid: Jid::new(&c.jid).ok()?, node: Some(c.jid.clone()), name: Some(c.host.clone()) }))
+                            .filter_map(|c| {
+                                Some(Item {
+                                    jid: Jid::new(&c.jid).ok()?,
+                                    node: Some(c.jid.clone()),
+                                    name: Some(c.host.clone()),
+                                })
+                            })
                             .collect()
                     } else {
                         vec![]
@@ -630,7 +829,14 @@ impl Hub {
                 Some(adhoc::NS) => Ok(DiscoItemsResult {
                     node: q.node.clone(),
                     items: if is_user {
-                        commands::NODES.iter().map(|(n, t)| Item { jid: me.clone(), node: Some(n.to_string()), name: Some(t.to_string()) }).collect()
+                        commands::NODES
+                            .iter()
+                            .map(|(n, t)| Item {
+                                jid: me.clone(),
+                                node: Some(n.to_string()),
+                                name: Some(t.to_string()),
+                            })
+                            .collect()
                     } else {
                         vec![]
                     },
@@ -638,12 +844,19 @@ impl Hub {
                 }),
                 Some(_) => Err(stanza_error(DefinedCondition::ItemNotFound, None)),
             };
-            return self.session.reply(&req, outcome.map(|r| Some(r.into()))).await;
+            return self
+                .session
+                .reply(&req, outcome.map(|r| Some(r.into())))
+                .await;
         }
         self.session.reply_unavailable(&req).await
     }
 
-    fn command(&mut self, user: &BareJid, node: &str) -> Result<Element, xmpp_parsers::stanza_error::StanzaError> {
+    fn command(
+        &mut self,
+        user: &BareJid,
+        node: &str,
+    ) -> Result<Element, xmpp_parsers::stanza_error::StanzaError> {
         let u = user.to_string();
         match node {
             "collectors" => Ok(commands::collectors::execute(&self.registry, now())),
@@ -655,13 +868,18 @@ impl Hub {
                 }
                 Ok(commands::delete_queries::response(keys.len()))
             }
-            _ => Err(stanza_error(DefinedCondition::ItemNotFound, Some("No such command."))),
+            _ => Err(stanza_error(
+                DefinedCondition::ItemNotFound,
+                Some("No such command."),
+            )),
         }
     }
 
     fn collector_info(&self, jid: &str) -> DiscoInfoResult {
         let c = self.registry.get(jid).expect("known collector");
-        let text = |var: &str, label: &str, v: String| forms::field(var, FieldType::TextSingle, label, vec![v]);
+        let text = |var: &str, label: &str, v: String| {
+            forms::field(var, FieldType::TextSingle, label, vec![v])
+        };
         let time = |t: Option<f64>| t.map(|t| format!("{t:.3}")).unwrap_or_default();
         let mut fields = vec![
             text("host", "Host", c.host.clone()),
@@ -674,8 +892,15 @@ impl Hub {
         }
         DiscoInfoResult {
             node: Some(jid.to_string()),
-            identities: vec![Identity::new("client", "bot", "en", format!("collector {}", c.host))],
-            features: ["http://jabber.org/protocol/disco#info".to_string()].into_iter().collect(),
+            identities: vec![Identity::new(
+                "client",
+                "bot",
+                "en",
+                format!("collector {}", c.host),
+            )],
+            features: ["http://jabber.org/protocol/disco#info".to_string()]
+                .into_iter()
+                .collect(),
             extensions: vec![forms::form(DataFormType::Result_, ns::COLLECTORS, fields)],
         }
     }

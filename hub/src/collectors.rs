@@ -39,7 +39,10 @@ impl Status {
 
     /// Value of `HOST.jabmon.status.alive`.
     pub fn alive(self) -> f64 {
-        matches!(self, Status::Starting | Status::Alive | Status::Busy | Status::Critical) as u8 as f64
+        matches!(
+            self,
+            Status::Starting | Status::Alive | Status::Busy | Status::Critical
+        ) as u8 as f64
     }
 
     /// Value of `HOST.jabmon.status.busy`.
@@ -58,7 +61,11 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// Available; `starting` when the status text is `Starting up`.
-    Available { away: bool, dnd: bool, starting: bool },
+    Available {
+        away: bool,
+        dnd: bool,
+        starting: bool,
+    },
     Unavailable,
 }
 
@@ -92,16 +99,18 @@ pub struct Registry {
 
 impl Registry {
     fn entry(&mut self, jid: &str) -> &mut Collector {
-        self.map.entry(jid.to_string()).or_insert_with(|| Collector {
-            jid: jid.to_string(),
-            host: jid.split('@').next().unwrap_or(jid).to_string(),
-            status: Status::Unknown,
-            last_seen: None,
-            last_sample: None,
-            facts: vec![],
-            interval: DEFAULT_INTERVAL,
-            stats: vec![],
-        })
+        self.map
+            .entry(jid.to_string())
+            .or_insert_with(|| Collector {
+                jid: jid.to_string(),
+                host: jid.split('@').next().unwrap_or(jid).to_string(),
+                status: Status::Unknown,
+                last_seen: None,
+                last_sample: None,
+                facts: vec![],
+                interval: DEFAULT_INTERVAL,
+                stats: vec![],
+            })
     }
 
     fn set(&mut self, jid: &str, to: Status) -> Option<Change> {
@@ -109,7 +118,12 @@ impl Registry {
         if c.status == to {
             return None;
         }
-        let change = Change { jid: jid.to_string(), host: c.host.clone(), from: c.status, to };
+        let change = Change {
+            jid: jid.to_string(),
+            host: c.host.clone(),
+            from: c.status,
+            to,
+        };
         c.status = to;
         Some(change)
     }
@@ -118,13 +132,21 @@ impl Registry {
     /// `publish_interval`, which set the silence deadline before any stats arrive).
     pub fn facts(&mut self, jid: &str, facts: Vec<(String, String)>) {
         let c = self.entry(jid);
-        let get = |k: &str| facts.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            facts
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         if let Some(h) = get("host").or(get("hostname")) {
             if c.last_sample.is_none() {
                 c.host = jabmon_shared::metric::host_label(h);
             }
         }
-        if let Some(i) = get("publish_interval").and_then(|v| v.parse::<f64>().ok()).filter(|i| *i > 0.0) {
+        if let Some(i) = get("publish_interval")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|i| *i > 0.0)
+        {
             c.interval = i;
         }
         c.facts = facts;
@@ -144,7 +166,14 @@ impl Registry {
     }
 
     /// A stats item; returns whether it is fresh (to be fed as events).
-    pub fn stats(&mut self, jid: &str, host: &str, timestamp: f64, stats: Vec<(String, f64)>, now: f64) -> bool {
+    pub fn stats(
+        &mut self,
+        jid: &str,
+        host: &str,
+        timestamp: f64,
+        stats: Vec<(String, f64)>,
+        now: f64,
+    ) -> bool {
         let c = self.entry(jid);
         if now - timestamp > STALE_AFTER || c.last_sample.is_some_and(|t| timestamp <= t) {
             return false;
@@ -176,7 +205,10 @@ impl Registry {
             })
             .map(|c| c.jid.clone())
             .collect();
-        silent.into_iter().filter_map(|j| self.set(&j, Status::Dead)).collect()
+        silent
+            .into_iter()
+            .filter_map(|j| self.set(&j, Status::Dead))
+            .collect()
     }
 
     pub fn get(&self, jid: &str) -> Option<&Collector> {
@@ -196,18 +228,64 @@ impl Registry {
 mod tests {
     use super::*;
 
-    const UP: Seen = Seen::Available { away: false, dnd: false, starting: false };
+    const UP: Seen = Seen::Available {
+        away: false,
+        dnd: false,
+        starting: false,
+    };
 
     #[test]
     fn presence_drives_status_idempotently() {
         let mut r = Registry::default();
-        let c = r.presence("web1@x", Seen::Available { away: false, dnd: false, starting: true }, 0.0).unwrap();
+        let c = r
+            .presence(
+                "web1@x",
+                Seen::Available {
+                    away: false,
+                    dnd: false,
+                    starting: true,
+                },
+                0.0,
+            )
+            .unwrap();
         assert_eq!((c.from, c.to), (Status::Unknown, Status::Starting));
         assert_eq!(r.presence("web1@x", UP, 1.0).unwrap().to, Status::Alive);
-        assert!(r.presence("web1@x", UP, 2.0).is_none(), "repeated presence: no change");
-        assert_eq!(r.presence("web1@x", Seen::Available { away: true, dnd: false, starting: false }, 3.0).unwrap().to, Status::Busy);
-        assert_eq!(r.presence("web1@x", Seen::Available { away: false, dnd: true, starting: false }, 3.0).unwrap().to, Status::Critical);
-        assert_eq!(r.presence("web1@x", Seen::Unavailable, 4.0).unwrap().to, Status::Dead);
+        assert!(
+            r.presence("web1@x", UP, 2.0).is_none(),
+            "repeated presence: no change"
+        );
+        assert_eq!(
+            r.presence(
+                "web1@x",
+                Seen::Available {
+                    away: true,
+                    dnd: false,
+                    starting: false
+                },
+                3.0
+            )
+            .unwrap()
+            .to,
+            Status::Busy
+        );
+        assert_eq!(
+            r.presence(
+                "web1@x",
+                Seen::Available {
+                    away: false,
+                    dnd: true,
+                    starting: false
+                },
+                3.0
+            )
+            .unwrap()
+            .to,
+            Status::Critical
+        );
+        assert_eq!(
+            r.presence("web1@x", Seen::Unavailable, 4.0).unwrap().to,
+            Status::Dead
+        );
         assert!(r.presence("web1@x", Seen::Unavailable, 4.0).is_none());
     }
 
@@ -215,10 +293,20 @@ mod tests {
     fn replays_are_not_fresh() {
         let mut r = Registry::default();
         r.presence("web1@x", Seen::Unavailable, 100.0);
-        assert!(!r.stats("web1@x", "web1", 10.0, vec![], 100.0), "older than a minute");
-        assert_eq!(r.get("web1@x").unwrap().status, Status::Dead, "a replay does not revive");
+        assert!(
+            !r.stats("web1@x", "web1", 10.0, vec![], 100.0),
+            "older than a minute"
+        );
+        assert_eq!(
+            r.get("web1@x").unwrap().status,
+            Status::Dead,
+            "a replay does not revive"
+        );
         assert!(r.stats("web1@x", "web1", 95.0, vec![], 100.0));
-        assert!(!r.stats("web1@x", "web1", 95.0, vec![], 100.5), "same item twice");
+        assert!(
+            !r.stats("web1@x", "web1", 95.0, vec![], 100.5),
+            "same item twice"
+        );
         assert!(!r.stats("web1@x", "web1", 94.0, vec![], 100.5));
     }
 
@@ -226,7 +314,13 @@ mod tests {
     fn silence_marks_dead() {
         let mut r = Registry::default();
         r.presence("web1@x", UP, 0.0);
-        r.facts("web1@x", vec![("host".into(), "web1".into()), ("publish_interval".into(), "2".into())]);
+        r.facts(
+            "web1@x",
+            vec![
+                ("host".into(), "web1".into()),
+                ("publish_interval".into(), "2".into()),
+            ],
+        );
         assert_eq!(r.get("web1@x").unwrap().interval, 2.0);
         assert!(r.stats("web1@x", "web1", 0.0, vec![], 0.0));
         assert!(r.stats("web1@x", "web1", 2.0, vec![], 2.0));
@@ -241,7 +335,10 @@ mod tests {
     #[test]
     fn status_values() {
         assert_eq!((Status::Alive.alive(), Status::Alive.busy()), (1.0, 0.0));
-        assert_eq!((Status::Critical.alive(), Status::Critical.busy()), (1.0, 1.0));
+        assert_eq!(
+            (Status::Critical.alive(), Status::Critical.busy()),
+            (1.0, 1.0)
+        );
         assert_eq!((Status::Dead.alive(), Status::Dead.busy()), (0.0, 0.0));
     }
 }

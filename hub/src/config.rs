@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use jabmon_shared::acl::Acl;
-use jabmon_shared::config::{self as shared, AccessSection, LogConfig, Problems, RawConfig, XmppConfig, XmppSection};
+use jabmon_shared::config::{
+    self as shared, AccessSection, LogConfig, Problems, RawConfig, XmppConfig, XmppSection,
+};
 use serde::Deserialize;
 
 /// Where registrations are kept across restarts.
@@ -86,7 +88,9 @@ impl Config {
         let xmpp = xmpp.validate(&mut p);
         log.validate(&mut p);
         if !access.subscribers.is_empty() {
-            p.push("[access] subscribers is a collector setting; the hub uses collectors and users");
+            p.push(
+                "[access] subscribers is a collector setting; the hub uses collectors and users",
+            );
         }
         let collectors = shared::acl("access", "collectors", &access.collectors, &mut p);
         let users = shared::acl("access", "users", &access.users, &mut p);
@@ -106,11 +110,21 @@ impl Config {
         if hub.storage == Storage::File {
             match hub.state_path.parent() {
                 Some(dir) if dir.as_os_str().is_empty() || dir.is_dir() => {}
-                _ => p.push(format!("[hub] state_path {}: its directory does not exist", hub.state_path.display())),
+                _ => p.push(format!(
+                    "[hub] state_path {}: its directory does not exist",
+                    hub.state_path.display()
+                )),
             }
         }
         let Some(xmpp) = xmpp else { return Err(p) };
-        p.into_result(Config { xmpp, log, collectors, users, admins, hub })
+        p.into_result(Config {
+            xmpp,
+            log,
+            collectors,
+            users,
+            admins,
+            hub,
+        })
     }
 }
 
@@ -122,7 +136,13 @@ mod tests {
     #[test]
     fn example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.example.toml");
-        let env = HashMap::from([("JABMON_XMPP__PASSWORD_FILE".to_string(), "/dev/null".to_string()), ("JABMON_XMPP__PASSWORD".to_string(), "x".to_string())]);
+        let env = HashMap::from([
+            (
+                "JABMON_XMPP__PASSWORD_FILE".to_string(),
+                "/dev/null".to_string(),
+            ),
+            ("JABMON_XMPP__PASSWORD".to_string(), "x".to_string()),
+        ]);
         let mut raw = RawConfig::load_with_env(Some(&path), Some(env)).unwrap();
         // password_file (from the file) and password (env) would clash: validate the rest.
         let mut p = Problems::default();
@@ -138,7 +158,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("h.toml");
         std::fs::write(&path, "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[hub]\nmax_queries_per_user = 0\nstorage = \"cloud\"\nfoo = 1\n").unwrap();
-        let err = Config::from_raw(RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap()).unwrap_err();
+        let err =
+            Config::from_raw(RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap())
+                .unwrap_err();
         let text = err.to_string();
         for want in ["storage", "foo", "max_queries_per_user"] {
             assert!(text.contains(want), "`{want}` not in:\n{text}");

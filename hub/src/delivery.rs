@@ -31,7 +31,12 @@ pub struct Delivery {
 impl Delivery {
     /// `rate` messages per second per user (burst: one second's worth), `cap` queued per user.
     pub fn new(rate: u32, cap: usize) -> Self {
-        Self { rate: rate.max(1) as f64, cap: cap.max(1), users: HashMap::new(), dropped_total: 0 }
+        Self {
+            rate: rate.max(1) as f64,
+            cap: cap.max(1),
+            users: HashMap::new(),
+            dropped_total: 0,
+        }
     }
 
     fn user(&mut self, user: &Arc<str>, now: f64) -> &mut UserQueue {
@@ -54,7 +59,10 @@ impl Delivery {
             self.dropped_total += 1;
             return;
         }
-        q.queue.push_back(Pending { key: key.clone(), body });
+        q.queue.push_back(Pending {
+            key: key.clone(),
+            body,
+        });
     }
 
     /// Marks a user online (an available resource) or offline (none).
@@ -81,7 +89,11 @@ impl Delivery {
 
     /// The messages to send now: `(user, key, body)`. When a user has caught up (empty queue)
     /// each registration that dropped events gets one `dropped` report.
-    pub fn ready(&mut self, now: f64, mut dropped_body: impl FnMut(&str, u64) -> String) -> Vec<(Arc<str>, Arc<str>, String)> {
+    pub fn ready(
+        &mut self,
+        now: f64,
+        mut dropped_body: impl FnMut(&str, u64) -> String,
+    ) -> Vec<(Arc<str>, Arc<str>, String)> {
         let mut out = Vec::new();
         let rate = self.rate;
         for (user, q) in self.users.iter_mut() {

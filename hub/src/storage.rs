@@ -34,20 +34,37 @@ pub struct Registration {
 
 impl From<&[Saved]> for Registrations {
     fn from(saved: &[Saved]) -> Self {
-        Self { items: saved.iter().map(|s| Registration { user: s.user.clone(), cmd: s.cmd.clone(), key: s.key.clone() }).collect() }
+        Self {
+            items: saved
+                .iter()
+                .map(|s| Registration {
+                    user: s.user.clone(),
+                    cmd: s.cmd.clone(),
+                    key: s.key.clone(),
+                })
+                .collect(),
+        }
     }
 }
 
 impl Registrations {
     pub fn into_saved(self) -> Vec<Saved> {
-        self.items.into_iter().map(|r| Saved { user: r.user, cmd: r.cmd, key: r.key }).collect()
+        self.items
+            .into_iter()
+            .map(|r| Saved {
+                user: r.user,
+                cmd: r.cmd,
+                key: r.key,
+            })
+            .collect()
     }
 }
 
 /// Reads the state file; a missing file is an empty state.
 pub fn load_file(path: &Path) -> Result<Vec<Saved>, String> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a jabmon state file: {e}", path.display())),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a jabmon state file: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
@@ -70,7 +87,11 @@ mod tests {
     use minidom::Element;
 
     fn saved() -> Vec<Saved> {
-        vec![Saved { user: "u@x".into(), cmd: "SELECT id FROM ^a$;".into(), key: "k".into() }]
+        vec![Saved {
+            user: "u@x".into(),
+            cmd: "SELECT id FROM ^a$;".into(),
+            key: "k".into(),
+        }]
     }
 
     #[test]
@@ -82,7 +103,9 @@ mod tests {
         save_file(&path, &saved()).unwrap();
         assert_eq!(load_file(&path).unwrap(), saved());
         std::fs::write(&path, "garbage").unwrap();
-        assert!(load_file(&path).unwrap_err().contains("not a jabmon state file"));
+        assert!(load_file(&path)
+            .unwrap_err()
+            .contains("not a jabmon state file"));
     }
 
     #[test]
@@ -93,7 +116,13 @@ mod tests {
         assert_eq!(parsed.clone().into_saved(), saved());
         assert_eq!(Element::from(Registrations::from(saved().as_slice())), el);
         let broken: Element = "<registrations xmlns='urn:jabmon:hub:registrations:0'><registration user='u'/></registrations>".parse().unwrap();
-        assert_eq!(Registrations::try_from(broken).unwrap_err().to_string(), "Required attribute field 'cmd' on Registration element missing.");
-        assert_eq!(Registrations::try_from(Element::from(parsed.clone())).unwrap(), parsed);
+        assert_eq!(
+            Registrations::try_from(broken).unwrap_err().to_string(),
+            "Required attribute field 'cmd' on Registration element missing."
+        );
+        assert_eq!(
+            Registrations::try_from(Element::from(parsed.clone())).unwrap(),
+            parsed
+        );
     }
 }

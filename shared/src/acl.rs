@@ -62,7 +62,10 @@ mod tests {
         assert!(acl.allows(&j("OPS@example.org")));
         assert!(!acl.allows(&j("dev@example.org")));
         assert!(acl.allows(&j("anyone@corp.example")));
-        assert!(!acl.allows(&j("corp.example")), "a server itself is not a user");
+        assert!(
+            !acl.allows(&j("corp.example")),
+            "a server itself is not a user"
+        );
         assert!(!acl.allows(&j("x@evil-corp.example")));
     }
 

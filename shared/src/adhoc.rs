@@ -57,7 +57,10 @@ pub struct Note {
 impl Note {
     /// An `info` note.
     pub fn info(text: impl Into<String>) -> Self {
-        Self { type_: Some("info".into()), text: text.into() }
+        Self {
+            type_: Some("info".into()),
+            text: text.into(),
+        }
     }
 }
 
@@ -114,7 +117,11 @@ mod tests {
     #[test]
     fn serialise_and_compare() {
         let mut c = Command::response("reboot", Some("s1".into()), "executing");
-        c.actions = Some(Actions { execute: Some("complete".into()), complete: true, ..Default::default() });
+        c.actions = Some(Actions {
+            execute: Some("complete".into()),
+            complete: true,
+            ..Default::default()
+        });
         c.notes.push(Note::info("Confirm."));
         let expected: Element = EXECUTING.parse().unwrap();
         assert_eq!(c.to_element(), expected);
@@ -122,11 +129,19 @@ mod tests {
 
     #[test]
     fn broken_is_an_exact_error() {
-        let el: Element = "<command xmlns='http://jabber.org/protocol/commands'/>".parse().unwrap();
+        let el: Element = "<command xmlns='http://jabber.org/protocol/commands'/>"
+            .parse()
+            .unwrap();
         let err = Command::try_from(el).unwrap_err();
-        assert_eq!(err.to_string(), "Required attribute field 'node' on Command element missing.");
+        assert_eq!(
+            err.to_string(),
+            "Required attribute field 'node' on Command element missing."
+        );
         let other: Element = "<ping xmlns='urn:xmpp:ping'/>".parse().unwrap();
-        assert!(matches!(Command::try_from(other), Err(xso::error::FromElementError::Mismatch(_))));
+        assert!(matches!(
+            Command::try_from(other),
+            Err(xso::error::FromElementError::Mismatch(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,12 @@ pub struct Args {
 
 /// Parses `args` (without the program name). `Err` carries the text to print and the exit
 /// status: 0 for `--help`/`--version`, 64 for a usage error.
-pub fn parse(args: impl IntoIterator<Item = String>, name: &str, version: &str, about: &str) -> Result<Args, (String, i32)> {
+pub fn parse(
+    args: impl IntoIterator<Item = String>,
+    name: &str,
+    version: &str,
+    about: &str,
+) -> Result<Args, (String, i32)> {
     let usage = format!(
         "{about}\n\nUsage: {name} --config PATH [--check-config]\n\nOptions:\n  \
          --config PATH     Configuration file (TOML). Every key can be overridden with\n                    \
@@ -34,12 +39,20 @@ pub fn parse(args: impl IntoIterator<Item = String>, name: &str, version: &str, 
             },
             other => match other.strip_prefix("--config=") {
                 Some(path) => config = Some(path.into()),
-                None => return Err((format!("error: unexpected argument `{other}`\n\n{usage}"), 64)),
+                None => {
+                    return Err((
+                        format!("error: unexpected argument `{other}`\n\n{usage}"),
+                        64,
+                    ))
+                }
             },
         }
     }
     match config {
-        Some(config) => Ok(Args { config, check_config }),
+        Some(config) => Ok(Args {
+            config,
+            check_config,
+        }),
         None => Err((format!("error: --config PATH is required\n\n{usage}"), 64)),
     }
 }
@@ -65,13 +78,30 @@ mod tests {
     use super::*;
 
     fn p(args: &[&str]) -> Result<Args, (String, i32)> {
-        parse(args.iter().map(|s| s.to_string()), "jabmon-x", "1.0", "About.")
+        parse(
+            args.iter().map(|s| s.to_string()),
+            "jabmon-x",
+            "1.0",
+            "About.",
+        )
     }
 
     #[test]
     fn flags() {
-        assert_eq!(p(&["--config", "a.toml"]).unwrap(), Args { config: "a.toml".into(), check_config: false });
-        assert_eq!(p(&["--check-config", "--config=b.toml"]).unwrap(), Args { config: "b.toml".into(), check_config: true });
+        assert_eq!(
+            p(&["--config", "a.toml"]).unwrap(),
+            Args {
+                config: "a.toml".into(),
+                check_config: false
+            }
+        );
+        assert_eq!(
+            p(&["--check-config", "--config=b.toml"]).unwrap(),
+            Args {
+                config: "b.toml".into(),
+                check_config: true
+            }
+        );
         let (help, code) = p(&["--help"]).unwrap_err();
         assert_eq!(code, 0);
         assert!(help.contains("--check-config") && help.contains("JABMON_<SECTION>__<KEY>"));

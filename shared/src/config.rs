@@ -100,9 +100,11 @@ impl RawConfig {
             .add_source(environment)
             .build()
             .map_err(|e| Problems(vec![e.to_string()]))?;
-        let sections: BTreeMap<String, config::Value> = built
-            .try_deserialize()
-            .map_err(|e| Problems(vec![format!("the top level must be a table of sections: {e}")]))?;
+        let sections: BTreeMap<String, config::Value> = built.try_deserialize().map_err(|e| {
+            Problems(vec![format!(
+                "the top level must be a table of sections: {e}"
+            )])
+        })?;
         Ok(Self { sections })
     }
 
@@ -135,7 +137,10 @@ impl RawConfig {
                 Err(e) => {
                     let text = e.to_string();
                     let offending = offending_key(&e, &text, &table);
-                    problems.push(format!("[{name}] {}", describe(&text, offending.as_deref())));
+                    problems.push(format!(
+                        "[{name}] {}",
+                        describe(&text, offending.as_deref())
+                    ));
                     match offending {
                         Some(key) => {
                             table.remove(&key);
@@ -178,7 +183,10 @@ fn offending_key(
     }
     .or_else(|| {
         // "... for key `xmpp.tls`" style messages.
-        text.rsplit("for key `").next().and_then(|r| r.split('`').next()).map(str::to_string)
+        text.rsplit("for key `")
+            .next()
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string)
     })?;
     let first = key.split(['.', '[']).next().unwrap_or(&key).to_string();
     table.contains_key(&first).then_some(first)
@@ -306,7 +314,9 @@ impl XmppSection {
             Some(text) => match xmpp_parsers::jid::BareJid::new(text) {
                 Ok(j) if j.node().is_some() => Some(j),
                 Ok(_) => {
-                    problems.push(format!("[xmpp] jid `{text}` needs a user part (user@domain)"));
+                    problems.push(format!(
+                        "[xmpp] jid `{text}` needs a user part (user@domain)"
+                    ));
                     None
                 }
                 Err(e) => {
@@ -317,7 +327,9 @@ impl XmppSection {
         };
         let resource = self.resource.clone().unwrap_or_else(hostname);
         if xmpp_parsers::jid::ResourcePart::new(&resource).is_err() {
-            problems.push(format!("[xmpp] resource `{resource}` is not a valid resource"));
+            problems.push(format!(
+                "[xmpp] resource `{resource}` is not a valid resource"
+            ));
         }
         let password = self.password(problems);
         let server = match self.server.as_deref() {
@@ -369,9 +381,8 @@ impl XmppSection {
         .filter(|b| **b)
         .count();
         if given != 1 {
-            problems.push(
-                "[xmpp] exactly one of password, password_file or password_env must be set",
-            );
+            problems
+                .push("[xmpp] exactly one of password, password_file or password_env must be set");
             return None;
         }
         let secret = if let Some(p) = &self.password {
@@ -436,7 +447,10 @@ fn parse_host_port(text: &str) -> Result<(String, u16), String> {
 /// True for `localhost`, 127.0.0.0/8 and ::1.
 pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// `[log]`.
@@ -477,7 +491,10 @@ impl LogConfig {
     /// Validates the filter syntax.
     pub fn validate(&self, problems: &mut Problems) {
         if crate::logging::parse_filter(&self.level).is_err() {
-            problems.push(format!("[log] level `{}` is not a valid tracing filter", self.level));
+            problems.push(format!(
+                "[log] level `{}` is not a valid tracing filter",
+                self.level
+            ));
         }
     }
 }
@@ -521,8 +538,14 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(parse_host_port("127.0.0.1:5333").unwrap(), ("127.0.0.1".into(), 5333));
-        assert_eq!(parse_host_port("example.org").unwrap(), ("example.org".into(), 5222));
+        assert_eq!(
+            parse_host_port("127.0.0.1:5333").unwrap(),
+            ("127.0.0.1".into(), 5333)
+        );
+        assert_eq!(
+            parse_host_port("example.org").unwrap(),
+            ("example.org".into(), 5222)
+        );
         assert_eq!(parse_host_port("[::1]:5").unwrap(), ("::1".into(), 5));
         assert!(parse_host_port("h:0").is_err());
         assert!(parse_host_port("h:x").is_err());
@@ -562,7 +585,10 @@ mod tests {
             ..Default::default()
         };
         assert!(s.validate(&mut p).is_none());
-        assert!(p.0[0].contains("plaintext is only allowed to a loopback"), "{p}");
+        assert!(
+            p.0[0].contains("plaintext is only allowed to a loopback"),
+            "{p}"
+        );
     }
 
     #[test]

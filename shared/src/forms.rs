@@ -18,9 +18,19 @@ pub fn field(var: &str, type_: FieldType, label: &str, values: Vec<String>) -> F
 /// A form of `type_` whose FORM_TYPE is `form_type`, hidden and labelled.
 pub fn form(type_: DataFormType, form_type: &str, fields: Vec<Field>) -> DataForm {
     let mut all = Vec::with_capacity(fields.len() + 1);
-    all.push(field("FORM_TYPE", FieldType::Hidden, "Form type", vec![form_type.to_string()]));
+    all.push(field(
+        "FORM_TYPE",
+        FieldType::Hidden,
+        "Form type",
+        vec![form_type.to_string()],
+    ));
     all.extend(fields);
-    DataForm { type_, title: None, instructions: None, fields: all }
+    DataForm {
+        type_,
+        title: None,
+        instructions: None,
+        fields: all,
+    }
 }
 
 /// Serialises a form — or anything carrying forms (disco#info results, commands) — with every
@@ -49,36 +59,72 @@ pub fn explicit_types(el: &mut Element) {
 /// clients that render tables) and as a text-multi field `table` (for those that do not,
 /// like Gajim and Profanity). xmpp-parsers' `DataForm` has no `<reported/>`, so the rows are
 /// appended to its element as typed `Field`s.
-pub fn table_form(form_type: &str, title: &str, columns: &[(&str, &str)], rows: &[Vec<String>]) -> Element {
+pub fn table_form(
+    form_type: &str,
+    title: &str,
+    columns: &[(&str, &str)],
+    rows: &[Vec<String>],
+) -> Element {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, (_, label))| rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0).max(label.chars().count()))
+        .map(|(i, (_, label))| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+                .max(label.chars().count())
+        })
         .collect();
     let line = |cells: Vec<&str>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     let mut text = vec![line(columns.iter().map(|(_, l)| *l).collect())];
-    text.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    text.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
     let mut f = form(
         DataFormType::Result_,
         form_type,
         vec![
-            field("count", FieldType::TextSingle, "Rows", vec![rows.len().to_string()]),
+            field(
+                "count",
+                FieldType::TextSingle,
+                "Rows",
+                vec![rows.len().to_string()],
+            ),
             field("table", FieldType::TextMulti, title, text),
         ],
     );
     f.title = Some(title.to_string());
     let mut el = to_element(f);
-    let reported = columns.iter().map(|(var, label)| Element::from(field(var, FieldType::TextSingle, label, vec![])));
-    el.append_child(Element::builder("reported", xmpp_parsers::ns::DATA_FORMS).append_all(reported).build());
+    let reported = columns
+        .iter()
+        .map(|(var, label)| Element::from(field(var, FieldType::TextSingle, label, vec![])));
+    el.append_child(
+        Element::builder("reported", xmpp_parsers::ns::DATA_FORMS)
+            .append_all(reported)
+            .build(),
+    );
     for row in rows {
         let cells = columns.iter().zip(row).map(|((var, _), v)| {
             let mut f = Field::new(var, FieldType::TextSingle);
             f.values = vec![v.clone()];
             Element::from(f)
         });
-        el.append_child(Element::builder("item", xmpp_parsers::ns::DATA_FORMS).append_all(cells).build());
+        el.append_child(
+            Element::builder("item", xmpp_parsers::ns::DATA_FORMS)
+                .append_all(cells)
+                .build(),
+        );
     }
     explicit_types(&mut el);
     el
@@ -90,11 +136,28 @@ mod tests {
 
     #[test]
     fn table_has_rows_twice() {
-        let rows = vec![vec!["web1".to_string(), "alive".to_string()], vec!["db2".to_string(), "dead".to_string()]];
-        let el = table_form("urn:x", "Collectors", &[("host", "Host"), ("status", "Status")], &rows);
+        let rows = vec![
+            vec!["web1".to_string(), "alive".to_string()],
+            vec!["db2".to_string(), "dead".to_string()],
+        ];
+        let el = table_form(
+            "urn:x",
+            "Collectors",
+            &[("host", "Host"), ("status", "Status")],
+            &rows,
+        );
         assert_eq!(el.children().filter(|c| c.name() == "item").count(), 2);
-        assert_eq!(el.get_child("reported", xmpp_parsers::ns::DATA_FORMS).unwrap().children().count(), 2);
-        let table = el.children().find(|c| c.attr("var") == Some("table")).unwrap();
+        assert_eq!(
+            el.get_child("reported", xmpp_parsers::ns::DATA_FORMS)
+                .unwrap()
+                .children()
+                .count(),
+            2
+        );
+        let table = el
+            .children()
+            .find(|c| c.attr("var") == Some("table"))
+            .unwrap();
         let lines: Vec<String> = table.children().map(|v| v.text()).collect();
         assert_eq!(lines, vec!["Host  Status", "web1  alive", "db2   dead"]);
     }
@@ -113,6 +176,9 @@ mod tests {
             assert!(f.attr("type").is_some(), "{f:?}");
             assert!(f.attr("label").is_some(), "{f:?}");
         }
-        assert_eq!(el.children().nth(1).unwrap().attr("type"), Some("text-single"));
+        assert_eq!(
+            el.children().nth(1).unwrap().attr("type"),
+            Some("text-single")
+        );
     }
 }

@@ -61,7 +61,10 @@ pub fn bot_main<C, E, Fut>(
         return;
     }
     logging::init(log(&cfg));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     if let Err(e) = runtime.block_on(run(cfg, Box::pin(shutdown_signal()))) {
         tracing::error!("{e}");
         std::process::exit(1);
@@ -70,5 +73,8 @@ pub fn bot_main<C, E, Fut>(
 
 /// Wall-clock seconds since the epoch, as payloads and events carry them.
 pub fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

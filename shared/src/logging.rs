@@ -25,11 +25,20 @@ pub fn init(cfg: &LogConfig) {
         .or_else(|| parse_filter(&cfg.level).ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(true);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(true);
     // `try_init` also installs the log→tracing bridge (tracing-log feature).
     let _ = match cfg.format {
-        LogFormat::Json => tracing_subscriber::registry().with(fmt.json()).with(filter).try_init(),
-        LogFormat::Text => tracing_subscriber::registry().with(fmt).with(filter).try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(fmt.json())
+            .with(filter)
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(fmt)
+            .with(filter)
+            .try_init(),
     };
 }
 

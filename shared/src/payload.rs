@@ -194,8 +194,16 @@ mod tests {
             host: "web1".into(),
             timestamp: 1763804400.125,
             stats: vec![
-                Stat { name: "cpu.cpu.idle".into(), value: 85.2, unit: Some("percent".into()) },
-                Stat { name: "load.load.shortterm".into(), value: 0.42, unit: None },
+                Stat {
+                    name: "cpu.cpu.idle".into(),
+                    value: 85.2,
+                    unit: Some("percent".into()),
+                },
+                Stat {
+                    name: "load.load.shortterm".into(),
+                    value: 0.42,
+                    unit: None,
+                },
             ],
         }
     }
@@ -207,7 +215,10 @@ mod tests {
             kind: EventKind::Threshold,
             severity: Some(Severity::Warning),
             boot: None,
-            metric: Some(EventMetric { name: "df-root.percent.used".into(), value: 93.1 }),
+            metric: Some(EventMetric {
+                name: "df-root.percent.used".into(),
+                value: 93.1,
+            }),
             command: None,
             text: Some("disk / above 90% (93.1%)".into()),
         }
@@ -215,8 +226,14 @@ mod tests {
 
     #[test]
     fn parse_literals() {
-        assert_eq!(Stats::try_from(STATS.parse::<Element>().unwrap()).unwrap(), stats());
-        assert_eq!(Event::try_from(EVENT.parse::<Element>().unwrap()).unwrap(), event());
+        assert_eq!(
+            Stats::try_from(STATS.parse::<Element>().unwrap()).unwrap(),
+            stats()
+        );
+        assert_eq!(
+            Event::try_from(EVENT.parse::<Element>().unwrap()).unwrap(),
+            event()
+        );
         let c = Event::try_from(COMMAND.parse::<Element>().unwrap()).unwrap();
         assert_eq!(c.kind, EventKind::Command);
         assert_eq!(c.boot, Some(1700000000));
@@ -231,12 +248,26 @@ mod tests {
 
     #[test]
     fn broken_payloads_give_exact_errors() {
-        let el: Element = "<stats xmlns='urn:jabmon:stats:0' host='h' timestamp='soon'/>".parse().unwrap();
-        assert_eq!(Stats::try_from(el).unwrap_err().to_string(), "text parse error: invalid float literal");
-        let el: Element = "<event xmlns='urn:jabmon:events:0' host='h' timestamp='1' kind='exploded'/>".parse().unwrap();
-        assert_eq!(Event::try_from(el).unwrap_err().to_string(), "text parse error: unknown value `exploded`");
+        let el: Element = "<stats xmlns='urn:jabmon:stats:0' host='h' timestamp='soon'/>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            Stats::try_from(el).unwrap_err().to_string(),
+            "text parse error: invalid float literal"
+        );
+        let el: Element =
+            "<event xmlns='urn:jabmon:events:0' host='h' timestamp='1' kind='exploded'/>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            Event::try_from(el).unwrap_err().to_string(),
+            "text parse error: unknown value `exploded`"
+        );
         let other: Element = "<stats xmlns='urn:other'/>".parse().unwrap();
-        assert!(matches!(Stats::try_from(other), Err(xso::error::FromElementError::Mismatch(_))));
+        assert!(matches!(
+            Stats::try_from(other),
+            Err(xso::error::FromElementError::Mismatch(_))
+        ));
     }
 
     #[test]
@@ -244,11 +275,28 @@ mod tests {
         let xml = "<collector xmlns='urn:jabmon:collectors:0' jid='web1@x' host='web1' status='dead' timestamp='5'/>";
         let el: Element = xml.parse().unwrap();
         let c = CollectorStatus::try_from(el.clone()).unwrap();
-        assert_eq!(c, CollectorStatus { jid: "web1@x".into(), host: "web1".into(), status: "dead".into(), timestamp: 5.0 });
+        assert_eq!(
+            c,
+            CollectorStatus {
+                jid: "web1@x".into(),
+                host: "web1".into(),
+                status: "dead".into(),
+                timestamp: 5.0
+            }
+        );
         assert_eq!(Element::from(c.clone()), el);
-        let broken: Element = "<collector xmlns='urn:jabmon:collectors:0' jid='a' host='h' status='x'/>".parse().unwrap();
-        assert_eq!(CollectorStatus::try_from(broken).unwrap_err().to_string(), "Required attribute field 'timestamp' on CollectorStatus element missing.");
-        assert_eq!(CollectorStatus::try_from(Element::from(c.clone())).unwrap(), c);
+        let broken: Element =
+            "<collector xmlns='urn:jabmon:collectors:0' jid='a' host='h' status='x'/>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            CollectorStatus::try_from(broken).unwrap_err().to_string(),
+            "Required attribute field 'timestamp' on CollectorStatus element missing."
+        );
+        assert_eq!(
+            CollectorStatus::try_from(Element::from(c.clone())).unwrap(),
+            c
+        );
     }
 
     #[test]

@@ -13,14 +13,30 @@ const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options
 /// `options` are `pubsub#…` fields; empty means no publish-options at all.
 pub fn publish(node: &str, item_id: &str, payload: Element, options: &[(&str, &str)]) -> Element {
     let publish_options = (!options.is_empty()).then(|| {
-        let mut fields = vec![Field::new("FORM_TYPE", FieldType::Hidden).with_value(PUBLISH_OPTIONS)];
-        fields.extend(options.iter().map(|(var, value)| Field::text_single(var, value)));
-        PublishOptions { form: Some(DataForm { type_: DataFormType::Submit, title: None, instructions: None, fields }) }
+        let mut fields =
+            vec![Field::new("FORM_TYPE", FieldType::Hidden).with_value(PUBLISH_OPTIONS)];
+        fields.extend(
+            options
+                .iter()
+                .map(|(var, value)| Field::text_single(var, value)),
+        );
+        PublishOptions {
+            form: Some(DataForm {
+                type_: DataFormType::Submit,
+                title: None,
+                instructions: None,
+                fields,
+            }),
+        }
     });
     PubSub::Publish {
         publish: Publish {
             node: NodeName(node.to_string()),
-            items: vec![Item { id: Some(ItemId(item_id.to_string())), publisher: None, payload: Some(payload) }],
+            items: vec![Item {
+                id: Some(ItemId(item_id.to_string())),
+                publisher: None,
+                payload: Some(payload),
+            }],
         },
         publish_options,
     }
@@ -45,14 +61,26 @@ pub fn item_payloads(result: Element) -> Vec<Element> {
 /// ejabberd refuses publish-options it does not know (`pubsub#max_items`) with
 /// `resource-constraint` of type `wait`: then publish with `pubsub#access_model` alone.
 pub fn refuses_options(err: &StanzaError) -> bool {
-    matches!(err.defined_condition, DefinedCondition::ResourceConstraint | DefinedCondition::Conflict | DefinedCondition::NotAcceptable)
-        || err.texts.values().any(|t| t.contains("Unknown field") || t.contains("publish-options"))
+    matches!(
+        err.defined_condition,
+        DefinedCondition::ResourceConstraint
+            | DefinedCondition::Conflict
+            | DefinedCondition::NotAcceptable
+    ) || err
+        .texts
+        .values()
+        .any(|t| t.contains("Unknown field") || t.contains("publish-options"))
 }
 
 /// The server's words for an error, for one log line.
 pub fn describe(err: &StanzaError) -> String {
     let text = err.texts.values().next().cloned().unwrap_or_default();
-    format!("{:?}{}{}", err.defined_condition, if text.is_empty() { "" } else { ": " }, text)
+    format!(
+        "{:?}{}{}",
+        err.defined_condition,
+        if text.is_empty() { "" } else { ": " },
+        text
+    )
 }
 
 #[cfg(test)]
@@ -61,15 +89,28 @@ mod tests {
 
     #[test]
     fn publish_with_options() {
-        let payload: Element = "<stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/>".parse().unwrap();
-        let el = publish("urn:jabmon:stats:0", "current", payload, &[("pubsub#max_items", "1"), ("pubsub#access_model", "presence")]);
+        let payload: Element = "<stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/>"
+            .parse()
+            .unwrap();
+        let el = publish(
+            "urn:jabmon:stats:0",
+            "current",
+            payload,
+            &[
+                ("pubsub#max_items", "1"),
+                ("pubsub#access_model", "presence"),
+            ],
+        );
         let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:jabmon:stats:0'><item id='current'><stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#max_items'><value>1</value></field><field var='pubsub#access_model'><value>presence</value></field></x></publish-options></pubsub>".parse().unwrap();
         assert_eq!(el, expected);
     }
 
     #[test]
     fn ejabberd_refusal_is_recognised() {
-        let mut e = crate::session::stanza_error(DefinedCondition::ResourceConstraint, Some("Unknown field 'pubsub#max_items'"));
+        let mut e = crate::session::stanza_error(
+            DefinedCondition::ResourceConstraint,
+            Some("Unknown field 'pubsub#max_items'"),
+        );
         assert!(refuses_options(&e));
         e.defined_condition = DefinedCondition::Forbidden;
         e.texts.clear();

@@ -42,7 +42,11 @@ impl InProcess {
     /// Loads `config` and runs the collector on the current runtime.
     pub fn collector(config: &std::path::Path) -> Self {
         let cfg = jabmon_collector::Config::load(Some(config)).unwrap_or_else(|p| panic!("{p}"));
-        Self::spawn(move |stop| async move { jabmon_collector::run(cfg, stop).await.expect("collector run") })
+        Self::spawn(move |stop| async move {
+            jabmon_collector::run(cfg, stop)
+                .await
+                .expect("collector run")
+        })
     }
 
     /// Loads `config` and runs the hub on the current runtime.
@@ -60,7 +64,10 @@ impl InProcess {
         let task = tokio::spawn(bot(Box::pin(async move {
             let _ = rx.await;
         })));
-        Self { stop: Some(tx), task: Some(task) }
+        Self {
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Asks the bot to stop and waits for it.
@@ -112,7 +119,10 @@ impl Process {
 
     /// Sends a signal by PID.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
         assert!(ok.map(|s| s.success()).unwrap_or(false), "kill -{sig}");
     }
 }

@@ -21,7 +21,10 @@ pub fn xmpp_config(server: &Prosody, jid: &str, password: &str, resource: &str) 
         jid: BareJid::new(jid).expect("test JID"),
         resource: resource.to_string(),
         password: Secret::new(password),
-        server: ServerAddr::Explicit { host: "127.0.0.1".into(), port: server.port },
+        server: ServerAddr::Explicit {
+            host: "127.0.0.1".into(),
+            port: server.port,
+        },
         tls: TlsMode::None,
         ca_file: None,
         hide_os: false,
@@ -48,10 +51,21 @@ impl TestClient {
 
     /// Connects with explicit settings and waits until online.
     pub async fn connect_with(cfg: XmppConfig) -> Self {
-        let software = Software { name: "jabmon-test".into(), version: "0".into() };
+        let software = Software {
+            name: "jabmon-test".into(),
+            version: "0".into(),
+        };
         let session = Session::start(&cfg, software).expect("session");
-        let mut c = Self { session, jid: cfg.jid.clone(), inbox: VecDeque::new(), disco: None };
-        c.next_matching(WAIT, "online", |e| matches!(e, Incoming::Online { .. }).then_some(())).await;
+        let mut c = Self {
+            session,
+            jid: cfg.jid.clone(),
+            inbox: VecDeque::new(),
+            disco: None,
+        };
+        c.next_matching(WAIT, "online", |e| {
+            matches!(e, Incoming::Online { .. }).then_some(())
+        })
+        .await;
         c.session.request_roster().await;
         c
     }
@@ -65,18 +79,26 @@ impl TestClient {
     /// `urn:jabmon:events:0+notify`) and answers disco#info for them from then on, as
     /// `mod_pep` asks before it notifies.
     pub async fn advertise(&mut self, features: &[&str]) {
-        let mut all: std::collections::BTreeSet<String> = features.iter().map(|f| f.to_string()).collect();
+        let mut all: std::collections::BTreeSet<String> =
+            features.iter().map(|f| f.to_string()).collect();
         all.insert("http://jabber.org/protocol/disco#info".into());
         all.insert("http://jabber.org/protocol/caps".into());
         let info = xmpp_parsers::disco::DiscoInfoResult {
             node: None,
-            identities: vec![xmpp_parsers::disco::Identity::new("client", "bot", "en", "jabmon test")],
+            identities: vec![xmpp_parsers::disco::Identity::new(
+                "client",
+                "bot",
+                "en",
+                "jabmon test",
+            )],
             features: all,
             extensions: vec![],
         };
         let caps = jabmon_shared::caps::caps(TEST_CAPS_NODE, &info);
         self.disco = Some(info);
-        self.session.send(Presence::available().with_payload(caps)).await;
+        self.session
+            .send(Presence::available().with_payload(caps))
+            .await;
     }
 
     /// Answers an IQ the test did not ask about: disco#info when advertising, else

@@ -80,4 +80,3 @@ impl Drop for Burner {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
-

@@ -21,19 +21,32 @@ pub struct Prosody {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn is_root() -> bool {
     // The data directory must belong to the `prosody` user when we are root (Prosody drops
     // privileges to it and refuses to run as root).
-    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 fn chown_prosody(path: &Path) {
     if is_root() {
-        let ok = Command::new("chown").arg("-R").arg("prosody:prosody").arg(path).status();
-        assert!(ok.map(|s| s.success()).unwrap_or(false), "chown prosody {}", path.display());
+        let ok = Command::new("chown")
+            .arg("-R")
+            .arg("prosody:prosody")
+            .arg(path)
+            .status();
+        assert!(
+            ok.map(|s| s.success()).unwrap_or(false),
+            "chown prosody {}",
+            path.display()
+        );
     }
 }
 
@@ -46,7 +59,10 @@ impl Prosody {
             Path::new("/usr/bin/prosody").exists(),
             "Prosody is not installed: run `apt-get install -y prosody` (the README's test command does)"
         );
-        let dir = tempfile::Builder::new().prefix("jabmon-prosody-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("jabmon-prosody-")
+            .tempdir()
+            .expect("temp dir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let port = free_port();
         let tls_port = free_port();
@@ -54,7 +70,13 @@ impl Prosody {
         fs::create_dir_all(data.join("localhost").join("accounts")).expect("data dir");
         let config = dir.path().join("prosody.cfg.lua");
         fs::write(&config, config_text(dir.path(), port, tls_port)).expect("write config");
-        let mut p = Self { child: None, dir, port, tls_port, config };
+        let mut p = Self {
+            child: None,
+            dir,
+            port,
+            tls_port,
+            config,
+        };
         p.tls_files();
         chown_prosody(p.dir.path());
         p.spawn();
@@ -66,7 +88,12 @@ impl Prosody {
         // execs in place, so the child's PID is Prosody's own).
         let mut cmd = if is_root() {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=prosody", "--regid=prosody", "--clear-groups", "/usr/bin/prosody"]);
+            c.args([
+                "--reuid=prosody",
+                "--regid=prosody",
+                "--clear-groups",
+                "/usr/bin/prosody",
+            ]);
             c
         } else {
             Command::new("/usr/bin/prosody")
@@ -94,7 +121,11 @@ impl Prosody {
                     panic!("prosody exited at start ({status}); log:\n{}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "prosody did not listen within 10 s; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "prosody did not listen within 10 s; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -123,9 +154,17 @@ impl Prosody {
 
     /// Creates an account `user@localhost` (written into the data store; no restart needed).
     pub fn register(&self, user: &str, password: &str) -> String {
-        let path = self.dir.path().join("data/localhost/accounts").join(format!("{user}.dat"));
+        let path = self
+            .dir
+            .path()
+            .join("data/localhost/accounts")
+            .join(format!("{user}.dat"));
         let escaped = password.replace('\\', "\\\\").replace('"', "\\\"");
-        fs::write(&path, format!("return {{\n\t[\"password\"] = \"{escaped}\";\n}};\n")).expect("account");
+        fs::write(
+            &path,
+            format!("return {{\n\t[\"password\"] = \"{escaped}\";\n}};\n"),
+        )
+        .expect("account");
         chown_prosody(&path);
         format!("{user}@{DOMAIN}")
     }
@@ -133,7 +172,10 @@ impl Prosody {
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -157,16 +199,66 @@ impl Prosody {
     fn tls_files(&mut self) {
         let d = self.dir.path();
         let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
-        run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-              "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=jabmon test CA"]);
-        run(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-              "-keyout", "localhost.key", "-out", "localhost.csr", "-subj", "/CN=localhost"]);
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=jabmon test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "localhost.key",
+            "-out",
+            "localhost.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
         fs::write(d.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
-        run(&["x509", "-req", "-in", "localhost.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-              "-CAcreateserial", "-out", "localhost.crt", "-days", "2", "-extfile", "leaf.ext"]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "localhost.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "localhost.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jabmon_shared::session::{IqFailure, Incoming};
+use jabmon_shared::session::{Incoming, IqFailure};
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{Prosody, TestClient};
@@ -21,7 +21,11 @@ fn collector_jid() -> Jid {
 
 fn presence_from<'a>(e: &'a Incoming, who: &str) -> Option<&'a Presence> {
     match e {
-        Incoming::Presence(p) if p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(who) => Some(p),
+        Incoming::Presence(p)
+            if p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(who) =>
+        {
+            Some(p)
+        }
         _ => None,
     }
 }
@@ -30,27 +34,41 @@ fn presence_from<'a>(e: &'a Incoming, who: &str) -> Option<&'a Presence> {
 /// first available presence of the collector.
 async fn subscribe(client: &mut TestClient) -> Presence {
     client.available().await;
-    client.session.send(Presence::subscribe().with_to(Jid::new("web1@localhost").unwrap())).await;
+    client
+        .session
+        .send(Presence::subscribe().with_to(Jid::new("web1@localhost").unwrap()))
+        .await;
     client
         .next_matching(WAIT, "subscribed from the collector", |e| {
-            presence_from(e, "web1@localhost").filter(|p| p.type_ == PresenceType::Subscribed).map(|_| ())
+            presence_from(e, "web1@localhost")
+                .filter(|p| p.type_ == PresenceType::Subscribed)
+                .map(|_| ())
         })
         .await;
     client
         .next_matching(WAIT, "subscribe back from the collector", |e| {
-            presence_from(e, "web1@localhost").filter(|p| p.type_ == PresenceType::Subscribe).map(|_| ())
+            presence_from(e, "web1@localhost")
+                .filter(|p| p.type_ == PresenceType::Subscribe)
+                .map(|_| ())
         })
         .await;
-    client.session.send(Presence::subscribed().with_to(Jid::new("web1@localhost").unwrap())).await;
+    client
+        .session
+        .send(Presence::subscribed().with_to(Jid::new("web1@localhost").unwrap()))
+        .await;
     client
         .next_matching(WAIT, "available presence of the collector", |e| {
-            presence_from(e, "web1@localhost").filter(|p| p.type_ == PresenceType::None).cloned()
+            presence_from(e, "web1@localhost")
+                .filter(|p| p.type_ == PresenceType::None)
+                .cloned()
         })
         .await
 }
 
 async fn info(client: &mut TestClient, node: Option<&str>) -> Result<DiscoInfoResult, IqFailure> {
-    let q = DiscoInfoQuery { node: node.map(str::to_string) };
+    let q = DiscoInfoQuery {
+        node: node.map(str::to_string),
+    };
     client
         .iq(collector_jid(), false, q.into())
         .await
@@ -65,8 +83,12 @@ fn condition(f: IqFailure) -> DefinedCondition {
 }
 
 fn field<'a>(info: &'a DiscoInfoResult, var: &str) -> Option<&'a str> {
-    info.extensions.iter().flat_map(|f| &f.fields).find(|f| f.var.as_deref() == Some(var))
-        .and_then(|f| f.values.first()).map(String::as_str)
+    info.extensions
+        .iter()
+        .flat_map(|f| &f.fields)
+        .find(|f| f.var.as_deref() == Some(var))
+        .and_then(|f| f.values.first())
+        .map(String::as_str)
 }
 
 #[tokio::test]
@@ -75,36 +97,90 @@ async fn subscription_caps_and_disco() {
     server.register("web1", "pw-web1");
     let sub = server.register("alice", "pw-alice");
     let stranger = server.register("mallory", "pw-mallory");
-    let cfg = collector_toml(&server, "web1", "pw-web1", "[access]\nsubscribers = [\"alice@localhost\"]\n[collector]\nhost = \"web1\"\n");
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"alice@localhost\"]\n[collector]\nhost = \"web1\"\n",
+    );
     let bot = InProcess::collector(&cfg);
 
     let mut alice = TestClient::connect(&server, &sub, "pw-alice").await;
     let presence = subscribe(&mut alice).await;
-    let caps = presence.payloads.iter().find_map(|p| Caps::try_from(p.clone()).ok()).expect("caps in presence");
+    let caps = presence
+        .payloads
+        .iter()
+        .find_map(|p| Caps::try_from(p.clone()).ok())
+        .expect("caps in presence");
     assert_eq!(caps.node, "urn:jabmon");
 
     // The caps hash is the hash of the root disco#info.
     let root = info(&mut alice, None).await.expect("root info");
-    assert_eq!(jabmon_shared::caps::ver(&root).as_bytes(), base64_of(&caps.ver).as_bytes());
+    assert_eq!(
+        jabmon_shared::caps::ver(&root).as_bytes(),
+        base64_of(&caps.ver).as_bytes()
+    );
     assert_eq!(root.identities[0].category, "client");
     assert_eq!(root.identities[0].type_, "bot");
-    assert_eq!(root.identities[0].name.as_deref(), Some("jabmon collector on web1"));
-    for f in ["http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
-              "http://jabber.org/protocol/commands", "urn:xmpp:ping", "jabber:iq:version", "urn:jabmon:stats:0"] {
+    assert_eq!(
+        root.identities[0].name.as_deref(),
+        Some("jabmon collector on web1")
+    );
+    for f in [
+        "http://jabber.org/protocol/disco#info",
+        "http://jabber.org/protocol/disco#items",
+        "http://jabber.org/protocol/commands",
+        "urn:xmpp:ping",
+        "jabber:iq:version",
+        "urn:jabmon:stats:0",
+    ] {
         assert!(root.features.contains(f), "feature {f}");
     }
     assert_eq!(root.extensions[0].form_type(), Some("urn:jabmon:host:0"));
-    for var in ["hostname", "os", "kernel", "cores", "memory_total", "version"] {
+    for var in [
+        "hostname",
+        "os",
+        "kernel",
+        "cores",
+        "memory_total",
+        "version",
+    ] {
         assert!(field(&root, var).is_some(), "host form field {var}");
     }
 
     // disco#items: the eight groups.
-    let items = alice.iq(collector_jid(), false, DiscoItemsQuery { node: None, rsm: None }.into()).await
-        .expect("items").expect("payload");
+    let items = alice
+        .iq(
+            collector_jid(),
+            false,
+            DiscoItemsQuery {
+                node: None,
+                rsm: None,
+            }
+            .into(),
+        )
+        .await
+        .expect("items")
+        .expect("payload");
     let items = DiscoItemsResult::try_from(items).unwrap();
     let nodes: Vec<_> = items.items.iter().filter_map(|i| i.node.clone()).collect();
-    assert_eq!(nodes, ["cpu", "load", "memory", "swap", "disk", "network", "processes", "uptime"]);
-    assert!(items.items.iter().all(|i| i.jid.to_string() == COLLECTOR && i.name.is_some()));
+    assert_eq!(
+        nodes,
+        [
+            "cpu",
+            "load",
+            "memory",
+            "swap",
+            "disk",
+            "network",
+            "processes",
+            "uptime"
+        ]
+    );
+    assert!(items
+        .items
+        .iter()
+        .all(|i| i.jid.to_string() == COLLECTOR && i.name.is_some()));
 
     // disco#info node=cpu: live values with windows (cpu needs two samples: wait for it).
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -113,13 +189,17 @@ async fn subscription_caps_and_disco() {
         if field(&i, "cpu.cpu.idle").is_some() {
             break i;
         }
-        assert!(tokio::time::Instant::now() < deadline, "cpu.cpu.idle never appeared");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cpu.cpu.idle never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await; // poll interval, not a wait-long-enough
     };
     let idle: f64 = field(&cpu, "cpu.cpu.idle").unwrap().parse().unwrap();
     assert!((0.0..=100.0).contains(&idle), "idle {idle}");
     for suffix in ["1-min", "5-min", "15-min", "min", "max"] {
-        let v = field(&cpu, &format!("cpu.cpu.idle#{suffix}")).unwrap_or_else(|| panic!("#{suffix}"));
+        let v =
+            field(&cpu, &format!("cpu.cpu.idle#{suffix}")).unwrap_or_else(|| panic!("#{suffix}"));
         assert!(v.parse::<f64>().is_ok());
     }
     assert_eq!(cpu.extensions[0].form_type(), Some("urn:jabmon:stats:0"));
@@ -134,7 +214,11 @@ async fn subscription_caps_and_disco() {
             _ => None,
         })
         .await;
-    assert!(answer.starts_with("I am the jabmon collector of web1") && answer.contains("/cmd exec status"), "{answer}");
+    assert!(
+        answer.starts_with("I am the jabmon collector of web1")
+            && answer.contains("/cmd exec status"),
+        "{answer}"
+    );
 
     // Errors: unknown node, unknown IQ; ping answers.
     let err = info(&mut alice, Some("no-such-node")).await.unwrap_err();
@@ -148,15 +232,25 @@ async fn subscription_caps_and_disco() {
     // A stranger's subscription is refused.
     let mut mallory = TestClient::connect(&server, &stranger, "pw-mallory").await;
     mallory.available().await;
-    mallory.session.send(Presence::subscribe().with_to(Jid::new("web1@localhost").unwrap())).await;
+    mallory
+        .session
+        .send(Presence::subscribe().with_to(Jid::new("web1@localhost").unwrap()))
+        .await;
     mallory
         .next_matching(WAIT, "unsubscribed for the stranger", |e| {
-            presence_from(e, "web1@localhost").filter(|p| p.type_ == PresenceType::Unsubscribed).map(|_| ())
+            presence_from(e, "web1@localhost")
+                .filter(|p| p.type_ == PresenceType::Unsubscribed)
+                .map(|_| ())
         })
         .await;
     // ... and it may not read live stats.
-    let q = DiscoInfoQuery { node: Some("cpu".into()) };
-    let err = mallory.iq(collector_jid(), false, q.into()).await.unwrap_err();
+    let q = DiscoInfoQuery {
+        node: Some("cpu".into()),
+    };
+    let err = mallory
+        .iq(collector_jid(), false, q.into())
+        .await
+        .unwrap_err();
     assert_eq!(condition(err), DefinedCondition::Forbidden);
 
     bot.stop().await;
@@ -177,8 +271,16 @@ async fn presence_shows_busy_and_critical_load() {
     let mut alice = TestClient::connect(&server, &sub, "pw-alice").await;
 
     for (thresholds, show, prefix) in [
-        ("load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 1000.0\n", Show::Away, "Overloaded. Can't take more jobs."),
-        ("load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 0.0003\n", Show::Dnd, "Critical:"),
+        (
+            "load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 1000.0\n",
+            Show::Away,
+            "Overloaded. Can't take more jobs.",
+        ),
+        (
+            "load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 0.0003\n",
+            Show::Dnd,
+            "Critical:",
+        ),
     ] {
         let cfg = collector_toml(
             &server,
@@ -192,13 +294,26 @@ async fn presence_shows_busy_and_critical_load() {
         }
         let p = alice
             .next_matching(WAIT, "a loaded presence", |e| {
-                presence_from(e, "web1@localhost").filter(|p| p.show == Some(show.clone())).cloned()
+                presence_from(e, "web1@localhost")
+                    .filter(|p| p.show == Some(show.clone()))
+                    .cloned()
             })
             .await;
-        let status = p.statuses.values().next().map(|s| s.to_string()).unwrap_or_default();
+        let status = p
+            .statuses
+            .values()
+            .next()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         assert!(status.starts_with(prefix), "{status}");
-        assert!(status.contains("load ") && status.contains("cpu ") && status.contains("mem "), "{status}");
-        assert!(p.payloads.iter().any(|e| e.is("c", "http://jabber.org/protocol/caps")));
+        assert!(
+            status.contains("load ") && status.contains("cpu ") && status.contains("mem "),
+            "{status}"
+        );
+        assert!(p
+            .payloads
+            .iter()
+            .any(|e| e.is("c", "http://jabber.org/protocol/caps")));
         bot.stop().await;
         alice.clear();
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::payload::{EventKind, Severity};
-use jabmon_shared::session::{IqFailure, IqOutcome, Incoming};
+use jabmon_shared::session::{Incoming, IqFailure, IqOutcome};
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{pep, Prosody, TestClient};
@@ -48,10 +48,19 @@ async fn setup(publish_interval: &str) -> Setup {
         ),
     );
     let bot = InProcess::collector(&cfg);
-    Setup { server, bot, marker }
+    Setup {
+        server,
+        bot,
+        marker,
+    }
 }
 
-fn command(node: &str, sessionid: Option<&str>, action: Option<&str>, form: Option<DataForm>) -> Element {
+fn command(
+    node: &str,
+    sessionid: Option<&str>,
+    action: Option<&str>,
+    form: Option<DataForm>,
+) -> Element {
     Command {
         node: node.into(),
         sessionid: sessionid.map(str::to_string),
@@ -69,7 +78,10 @@ fn submit(fields: &[(&str, &str)]) -> DataForm {
         type_: DataFormType::Submit,
         title: None,
         instructions: None,
-        fields: fields.iter().map(|(k, v)| Field::text_single(k, v)).collect(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| Field::text_single(k, v))
+            .collect(),
     }
 }
 
@@ -93,14 +105,23 @@ async fn exec(c: &mut TestClient, node: &str) -> Command {
 }
 
 fn value<'a>(cmd: &'a Command, var: &str) -> Option<&'a str> {
-    cmd.form.as_ref()?.fields.iter().find(|f| f.var.as_deref() == Some(var))?.values.first().map(String::as_str)
+    cmd.form
+        .as_ref()?
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some(var))?
+        .values
+        .first()
+        .map(String::as_str)
 }
 
 /// Subscribes `c` to the collector (both ways), advertising `features` in caps.
 async fn subscribe(c: &mut TestClient, features: &[&str]) {
     c.advertise(features).await;
     let bare = Jid::new("web1@localhost").unwrap();
-    c.session.send(Presence::subscribe().with_to(bare.clone())).await;
+    c.session
+        .send(Presence::subscribe().with_to(bare.clone()))
+        .await;
     c.next_matching(WAIT, "subscribe back", |e| match e {
         Incoming::Presence(p) if p.type_ == PresenceType::Subscribe => Some(()),
         _ => None,
@@ -110,8 +131,12 @@ async fn subscribe(c: &mut TestClient, features: &[&str]) {
 }
 
 async fn command_nodes(c: &mut TestClient) -> Vec<String> {
-    let q = DiscoItemsQuery { node: Some(NS.into()), rsm: None };
-    let items = DiscoItemsResult::try_from(c.iq(full(), false, q.into()).await.unwrap().unwrap()).unwrap();
+    let q = DiscoItemsQuery {
+        node: Some(NS.into()),
+        rsm: None,
+    };
+    let items =
+        DiscoItemsResult::try_from(c.iq(full(), false, q.into()).await.unwrap().unwrap()).unwrap();
     items.items.into_iter().filter_map(|i| i.node).collect()
 }
 
@@ -120,20 +145,38 @@ async fn admins_see_everything_subscribers_only_status() {
     let s = setup("10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
-    assert_eq!(command_nodes(&mut ops).await, ["status", "stats-reset", "reboot", "shell", "thresholds"]);
+    assert_eq!(
+        command_nodes(&mut ops).await,
+        ["status", "stats-reset", "reboot", "shell", "thresholds"]
+    );
     assert_eq!(command_nodes(&mut alice).await, ["status"]);
 
-    let (cond, _, _) = failure(alice.iq(full(), true, command("reboot", None, None, None)).await);
+    let (cond, _, _) = failure(
+        alice
+            .iq(full(), true, command("reboot", None, None, None))
+            .await,
+    );
     assert_eq!(cond, DefinedCondition::Forbidden);
-    let (cond, _, _) = failure(alice.iq(full(), true, command("shell", None, None, None)).await);
+    let (cond, _, _) = failure(
+        alice
+            .iq(full(), true, command("shell", None, None, None))
+            .await,
+    );
     assert_eq!(cond, DefinedCondition::Forbidden);
-    let (cond, _, _) = failure(ops.iq(full(), true, command("no-such", None, None, None)).await);
+    let (cond, _, _) = failure(
+        ops.iq(full(), true, command("no-such", None, None, None))
+            .await,
+    );
     assert_eq!(cond, DefinedCondition::ItemNotFound);
 
     // status: one stage, completed, every metric, the summary as a note.
     let status = exec(&mut alice, "status").await;
     assert_eq!(status.status.as_deref(), Some("completed"));
-    assert!(status.notes[0].text.starts_with("load ") || status.notes[0].text.is_empty() || status.notes[0].text.contains("cpu"));
+    assert!(
+        status.notes[0].text.starts_with("load ")
+            || status.notes[0].text.is_empty()
+            || status.notes[0].text.contains("cpu")
+    );
     assert!(value(&status, "load.load.shortterm").is_some());
     assert!(value(&status, "threshold.load_busy").is_some());
     assert!(!s.marker.exists(), "a refused reboot ran nothing");
@@ -154,7 +197,19 @@ async fn reboot_confirm_sessions_cancel_and_events() {
     for f in &form.fields {
         assert!(f.label.is_some(), "{f:?}");
     }
-    let done = parsed(ops.iq(full(), true, command("reboot", Some(&sid), Some("complete"), Some(submit(&[("confirm", "false")])))).await);
+    let done = parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "reboot",
+                Some(&sid),
+                Some("complete"),
+                Some(submit(&[("confirm", "false")])),
+            ),
+        )
+        .await,
+    );
     assert_eq!(done.sessionid.as_deref(), Some(sid.as_str()));
     assert_eq!(done.status.as_deref(), Some("completed"));
     assert!(!done.notes.is_empty());
@@ -162,20 +217,60 @@ async fn reboot_confirm_sessions_cancel_and_events() {
     // cancel, and a made-up session id.
     let first = exec(&mut ops, "reboot").await;
     let sid2 = first.sessionid.unwrap();
-    let canceled = parsed(ops.iq(full(), true, command("reboot", Some(&sid2), Some("cancel"), None)).await);
+    let canceled = parsed(
+        ops.iq(
+            full(),
+            true,
+            command("reboot", Some(&sid2), Some("cancel"), None),
+        )
+        .await,
+    );
     assert_eq!(canceled.status.as_deref(), Some("canceled"));
-    let (cond, app, _) = failure(ops.iq(full(), true, command("reboot", Some("made-up"), Some("complete"), Some(submit(&[("confirm", "true")])))).await);
-    assert_eq!((cond, app.as_deref()), (DefinedCondition::BadRequest, Some("bad-sessionid")));
+    let (cond, app, _) = failure(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "reboot",
+                Some("made-up"),
+                Some("complete"),
+                Some(submit(&[("confirm", "true")])),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (cond, app.as_deref()),
+        (DefinedCondition::BadRequest, Some("bad-sessionid"))
+    );
     assert!(!s.marker.exists(), "nothing ran so far");
 
     // Confirmed with a delay: the command runs after it; events pending → running → finished.
     let first = exec(&mut ops, "reboot").await;
     let sid3 = first.sessionid.unwrap();
-    let done = parsed(ops.iq(full(), true, command("reboot", Some(&sid3), Some("complete"), Some(submit(&[("confirm", "true"), ("delay", "1"), ("reason", "test")])))).await);
+    let done = parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "reboot",
+                Some(&sid3),
+                Some("complete"),
+                Some(submit(&[
+                    ("confirm", "true"),
+                    ("delay", "1"),
+                    ("reason", "test"),
+                ])),
+            ),
+        )
+        .await,
+    );
     assert_eq!(done.status.as_deref(), Some("completed"));
     let mut states = Vec::new();
     while states.len() < 3 {
-        let evs = ops.next_matching(WAIT, "reboot command events", pep::events).await;
+        let evs = ops
+            .next_matching(WAIT, "reboot command events", pep::events)
+            .await;
         for e in evs {
             if let (EventKind::Command, Some(c)) = (e.kind, e.command) {
                 if c.name == "reboot" {
@@ -185,7 +280,14 @@ async fn reboot_confirm_sessions_cancel_and_events() {
             }
         }
     }
-    assert_eq!(states, vec![("pending".into(), None), ("running".into(), None), ("finished".into(), Some(0))]);
+    assert_eq!(
+        states,
+        vec![
+            ("pending".into(), None),
+            ("running".into(), None),
+            ("finished".into(), Some(0))
+        ]
+    );
     assert!(s.marker.exists(), "reboot_command ran");
     s.bot.stop().await;
 }
@@ -195,17 +297,48 @@ async fn shell_runs_times_out_and_never_blocks_the_bot() {
     let s = setup("10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let first = exec(&mut ops, "shell").await;
-    let options: Vec<_> = first.form.as_ref().unwrap().fields[0].options.iter().map(|o| o.value.clone()).collect();
+    let options: Vec<_> = first.form.as_ref().unwrap().fields[0]
+        .options
+        .iter()
+        .map(|o| o.value.clone())
+        .collect();
     assert_eq!(options, ["hello", "slow"]);
-    let done = parsed(ops.iq(full(), true, command("shell", first.sessionid.as_deref(), None, Some(submit(&[("command", "hello")])))).await);
+    let done = parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "shell",
+                first.sessionid.as_deref(),
+                None,
+                Some(submit(&[("command", "hello")])),
+            ),
+        )
+        .await,
+    );
     assert_eq!(value(&done, "exit_code"), Some("0"));
     assert!(value(&done, "stdout").unwrap().contains("hello"));
 
     // A slow one: the bot answers a ping while it runs; then it is killed and reported.
     let first = exec(&mut ops, "shell").await;
-    let pending = ops.session.request(Some(full()), true, command("shell", first.sessionid.as_deref(), None, Some(submit(&[("command", "slow")])))).await;
+    let pending = ops
+        .session
+        .request(
+            Some(full()),
+            true,
+            command(
+                "shell",
+                first.sessionid.as_deref(),
+                None,
+                Some(submit(&[("command", "slow")])),
+            ),
+        )
+        .await;
     let ping = Element::builder("ping", "urn:xmpp:ping").build();
-    assert!(ops.iq(full(), false, ping).await.is_ok(), "ping answered while the command runs");
+    assert!(
+        ops.iq(full(), false, ping).await.is_ok(),
+        "ping answered while the command runs"
+    );
     let done = parsed(ops.wait(pending).await);
     assert_eq!(value(&done, "timed_out"), Some("1"));
     assert_eq!(value(&done, "exit_code"), Some("-1"));
@@ -221,22 +354,69 @@ async fn thresholds_validate_apply_and_drive_presence() {
     let first = exec(&mut ops, "thresholds").await;
     assert_eq!(value(&first, "load_busy"), Some("1"));
     let sid = first.sessionid.unwrap();
-    let (cond, app, text) = failure(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "50")])))).await);
-    assert_eq!((cond, app.as_deref()), (DefinedCondition::BadRequest, Some("bad-payload")));
+    let (cond, app, text) = failure(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "thresholds",
+                Some(&sid),
+                None,
+                Some(submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "50")])),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (cond, app.as_deref()),
+        (DefinedCondition::BadRequest, Some("bad-payload"))
+    );
     assert!(text.contains("cpu_warn_clear"), "{text}");
-    let (_, app, text) = failure(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("disk_warn", "lots")])))).await);
+    let (_, app, text) = failure(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "thresholds",
+                Some(&sid),
+                None,
+                Some(submit(&[("disk_warn", "lots")])),
+            ),
+        )
+        .await,
+    );
     assert_eq!(app.as_deref(), Some("bad-payload"));
     assert!(text.contains("disk_warn"), "{text}");
 
-    let done = parsed(ops.iq(full(), true, command("thresholds", Some(&sid), None, Some(submit(&[("load_busy", "0.0002"), ("load_busy_clear", "0.0001"), ("load_critical", "1000")])))).await);
+    let done = parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "thresholds",
+                Some(&sid),
+                None,
+                Some(submit(&[
+                    ("load_busy", "0.0002"),
+                    ("load_busy_clear", "0.0001"),
+                    ("load_critical", "1000"),
+                ])),
+            ),
+        )
+        .await,
+    );
     assert_eq!(done.status.as_deref(), Some("completed"));
     let status = exec(&mut ops, "status").await;
     assert_eq!(value(&status, "threshold.load_busy"), Some("0.0002"));
     let _burn = jabmon_tests::Burner::start();
-    ops.next_matching(WAIT, "away presence under the new thresholds", |e| match e {
-        Incoming::Presence(p) if p.show == Some(Show::Away) => Some(()),
-        _ => None,
-    })
+    ops.next_matching(
+        WAIT,
+        "away presence under the new thresholds",
+        |e| match e {
+            Incoming::Presence(p) if p.show == Some(Show::Away) => Some(()),
+            _ => None,
+        },
+    )
     .await;
     s.bot.stop().await;
 }
@@ -247,12 +427,18 @@ async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
     subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
     let stats = alice
-        .next_matching(Duration::from_secs(2) * 2 + Duration::from_millis(500), "a stats item with cpu.cpu.idle", |e| {
-            pep::stats(e).filter(|s| s.stats.iter().any(|st| st.name == "cpu.cpu.idle"))
-        })
+        .next_matching(
+            Duration::from_secs(2) * 2 + Duration::from_millis(500),
+            "a stats item with cpu.cpu.idle",
+            |e| pep::stats(e).filter(|s| s.stats.iter().any(|st| st.name == "cpu.cpu.idle")),
+        )
         .await;
     assert_eq!(stats.host, "web1");
-    let idle = stats.stats.iter().find(|s| s.name == "cpu.cpu.idle").unwrap();
+    let idle = stats
+        .stats
+        .iter()
+        .find(|s| s.name == "cpu.cpu.idle")
+        .unwrap();
     assert!((0.0..=100.0).contains(&idle.value));
     assert_eq!(idle.unit.as_deref(), Some("percent"));
     s.bot.stop().await;
@@ -262,10 +448,29 @@ async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
 async fn disk_threshold_warns_once_and_clears_once() {
     let s = setup("1s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
-    subscribe(&mut ops, &["urn:jabmon:events:0+notify", "urn:jabmon:stats:0+notify"]).await;
+    subscribe(
+        &mut ops,
+        &["urn:jabmon:events:0+notify", "urn:jabmon:stats:0+notify"],
+    )
+    .await;
     // Lower disk_warn below the root filesystem's usage.
     let first = exec(&mut ops, "thresholds").await;
-    parsed(ops.iq(full(), true, command("thresholds", first.sessionid.as_deref(), None, Some(submit(&[("disk_warn", "0.02"), ("disk_warn_clear", "0.01")])))).await);
+    parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "thresholds",
+                first.sessionid.as_deref(),
+                None,
+                Some(submit(&[
+                    ("disk_warn", "0.02"),
+                    ("disk_warn_clear", "0.01"),
+                ])),
+            ),
+        )
+        .await,
+    );
     // Whatever filesystem this machine has (containers may lack a plain `/`).
     let alert = |e: &Incoming, sev: Severity, metric: Option<&str>| {
         pep::events(e).and_then(|evs| {
@@ -279,7 +484,11 @@ async fn disk_threshold_warns_once_and_clears_once() {
             })
         })
     };
-    let warning = ops.next_matching(WAIT, "a disk warning", |e| alert(e, Severity::Warning, None)).await;
+    let warning = ops
+        .next_matching(WAIT, "a disk warning", |e| {
+            alert(e, Severity::Warning, None)
+        })
+        .await;
     assert!(warning.text.as_deref().unwrap().starts_with("disk /"));
     let metric = warning.metric.unwrap().name;
     let is_root_alert = |e: &Incoming, sev: Severity| alert(e, sev, Some(&metric));
@@ -287,21 +496,45 @@ async fn disk_threshold_warns_once_and_clears_once() {
     let mut seen_warnings = 0;
     let mut publishes = 0;
     while publishes < 3 {
-        let e = ops.next_matching(WAIT, "stats or events", |e| {
-            if pep::stats(e).is_some() {
-                Some(true)
-            } else {
-                is_root_alert(e, Severity::Warning).map(|_| false)
-            }
-        })
-        .await;
-        if e { publishes += 1 } else { seen_warnings += 1 }
+        let e = ops
+            .next_matching(WAIT, "stats or events", |e| {
+                if pep::stats(e).is_some() {
+                    Some(true)
+                } else {
+                    is_root_alert(e, Severity::Warning).map(|_| false)
+                }
+            })
+            .await;
+        if e {
+            publishes += 1
+        } else {
+            seen_warnings += 1
+        }
     }
     assert_eq!(seen_warnings, 0, "one warning, not one per sample");
     // Raise it back above the usage: one info event.
     let first = exec(&mut ops, "thresholds").await;
-    parsed(ops.iq(full(), true, command("thresholds", first.sessionid.as_deref(), None, Some(submit(&[("disk_warn", "100"), ("disk_warn_clear", "99.99")])))).await);
-    let info = ops.next_matching(WAIT, "the disk warning cleared", |e| is_root_alert(e, Severity::Info)).await;
+    parsed(
+        ops.iq(
+            full(),
+            true,
+            command(
+                "thresholds",
+                first.sessionid.as_deref(),
+                None,
+                Some(submit(&[
+                    ("disk_warn", "100"),
+                    ("disk_warn_clear", "99.99"),
+                ])),
+            ),
+        )
+        .await,
+    );
+    let info = ops
+        .next_matching(WAIT, "the disk warning cleared", |e| {
+            is_root_alert(e, Severity::Info)
+        })
+        .await;
     assert!(info.text.unwrap().contains("back below"));
     s.bot.stop().await;
 }

@@ -22,7 +22,14 @@ struct Net {
 /// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
 fn network() -> Net {
     let server = Prosody::start();
-    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1"), ("u2", "pw-u2"), ("u3", "pw-u3"), ("eve", "pw-eve")] {
+    for (u, p) in [
+        ("hub", "pw-hub"),
+        ("web1", "pw-web1"),
+        ("u1", "pw-u1"),
+        ("u2", "pw-u2"),
+        ("u3", "pw-u3"),
+        ("eve", "pw-eve"),
+    ] {
         server.register(u, p);
     }
     let cfg = collector_toml(
@@ -47,7 +54,8 @@ fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
 }
 
 async fn user(server: &Prosody, name: &str) -> TestClient {
-    let mut c = TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
+    let mut c =
+        TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
     c.available().await;
     c
 }
@@ -80,7 +88,10 @@ fn is_event(v: &Value, key: &str) -> bool {
 
 async fn next_event(c: &mut TestClient, key: &str, limit: Duration) -> Value {
     let key = key.to_string();
-    c.next_matching(limit, "an event", move |e| body_of(e, true).filter(|v| is_event(v, &key))).await
+    c.next_matching(limit, "an event", move |e| {
+        body_of(e, true).filter(|v| is_event(v, &key))
+    })
+    .await
 }
 
 #[tokio::test]
@@ -95,13 +106,21 @@ async fn queries_isolation_limits_and_delete() {
     assert_eq!(r["status"], 200, "{r}");
     let key = r["results"]["key"].as_str().unwrap().to_string();
     assert_eq!(key.len(), 128);
-    assert!(key.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(key
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     // Same again: same key.
-    assert_eq!(query(&mut u1, r"select   id   from ^.*\.cpu\.cpu\.idle$").await["results"]["key"], key.as_str());
+    assert_eq!(
+        query(&mut u1, r"select   id   from ^.*\.cpu\.cpu\.idle$").await["results"]["key"],
+        key.as_str()
+    );
 
     let ev = next_event(&mut u1, &key, Duration::from_secs(15)).await;
     let e = &ev["results"]["event"];
-    assert!(e["name"].as_str().unwrap().ends_with(".cpu.cpu.idle"), "{ev}");
+    assert!(
+        e["name"].as_str().unwrap().ends_with(".cpu.cpu.idle"),
+        "{ev}"
+    );
     assert_eq!(e["name"].as_str().unwrap(), "web1.cpu.cpu.idle");
     assert!(e["value"].is_number() && e["timestamp"].is_f64(), "{ev}");
 
@@ -123,7 +142,10 @@ async fn queries_isolation_limits_and_delete() {
         let r = query(&mut u2, &format!("SELECT id FROM ^host{i}\\.x$;")).await;
         assert_eq!(r["status"], 200, "{r}");
     }
-    assert_eq!(query(&mut u2, "SELECT id FROM ^host100\\.x$;").await["status"], 200);
+    assert_eq!(
+        query(&mut u2, "SELECT id FROM ^host100\\.x$;").await["status"],
+        200
+    );
     let over = query(&mut u2, "SELECT id FROM ^host101\\.x$;").await;
     assert_eq!(over["status"], 413, "{over}");
     let d = query(&mut u2, "DELETE FROM leela.xmpp;").await;
@@ -133,7 +155,12 @@ async fn queries_isolation_limits_and_delete() {
     let r2 = query(&mut u1, r"SELECT mean FROM ^web1\.load\.load\.shortterm$;").await;
     let key2 = r2["results"]["key"].as_str().unwrap().to_string();
     let del = query(&mut u1, "DELETE FROM leela.xmpp;").await;
-    let mut keys: Vec<String> = del["results"].as_array().unwrap().iter().map(|v| v["key"].as_str().unwrap().to_string()).collect();
+    let mut keys: Vec<String> = del["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap().to_string())
+        .collect();
     keys.sort();
     let mut want = vec![key.clone(), key2.clone()];
     want.sort();
@@ -148,21 +175,43 @@ async fn queries_isolation_limits_and_delete() {
         next_event(&mut u2, &k2, Duration::from_secs(10)).await;
     }
     let (a, b) = (key.clone(), key2.clone());
-    let leaked = u2.try_next_matching(Duration::ZERO, move |e| body_of(e, true).filter(|v| v["key"] == a.as_str() || v["key"] == b.as_str())).await;
+    let leaked = u2
+        .try_next_matching(Duration::ZERO, move |e| {
+            body_of(e, true).filter(|v| v["key"] == a.as_str() || v["key"] == b.as_str())
+        })
+        .await;
     assert!(leaked.is_none(), "U2 received U1's event: {leaked:?}");
     let (a, b) = (key.clone(), key2.clone());
-    let stray = u1.try_next_matching(Duration::from_millis(100), move |e| body_of(e, true).filter(|v| is_event(v, &a) || is_event(v, &b))).await;
-    assert!(stray.is_none(), "U1 still got an event after DELETE: {stray:?}");
+    let stray = u1
+        .try_next_matching(Duration::from_millis(100), move |e| {
+            body_of(e, true).filter(|v| is_event(v, &a) || is_event(v, &b))
+        })
+        .await;
+    assert!(
+        stray.is_none(),
+        "U1 still got an event after DELETE: {stray:?}"
+    );
     hub.stop().await;
 }
 
 fn field(info: &DiscoInfoResult, var: &str) -> Option<String> {
-    info.extensions.iter().flat_map(|f| &f.fields).find(|f| f.var.as_deref() == Some(var))?.values.first().cloned()
+    info.extensions
+        .iter()
+        .flat_map(|f| &f.fields)
+        .find(|f| f.var.as_deref() == Some(var))?
+        .values
+        .first()
+        .cloned()
 }
 
 async fn collector_status(c: &mut TestClient) -> Option<String> {
-    let q = DiscoInfoQuery { node: Some("web1@localhost".into()) };
-    let el = c.iq(Jid::new("hub@localhost/hub").unwrap(), false, q.into()).await.ok()??;
+    let q = DiscoInfoQuery {
+        node: Some("web1@localhost".into()),
+    };
+    let el = c
+        .iq(Jid::new("hub@localhost/hub").unwrap(), false, q.into())
+        .await
+        .ok()??;
     field(&DiscoInfoResult::try_from(el).ok()?, "status")
 }
 
@@ -176,7 +225,10 @@ async fn a_killed_collector_is_dead_within_30s() {
     // Up first (the registry learns it from presence and caps); a loaded test machine may
     // well make it busy or critical rather than alive.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !matches!(collector_status(&mut u1).await.as_deref(), Some("alive" | "busy" | "critical")) {
+    while !matches!(
+        collector_status(&mut u1).await.as_deref(),
+        Some("alive" | "busy" | "critical")
+    ) {
         assert!(Instant::now() < deadline, "collector never up at the hub");
         tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
     }
@@ -203,7 +255,11 @@ async fn restart_keeps_registrations(storage: &str) {
     let r = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
     assert_eq!(r["status"], 200, "{r}; hub log:\n{}", hub.log());
     let key = r["results"]["key"].as_str().unwrap().to_string();
-    let r2 = query(&mut u1, r"SELECT (* 2) | [>= 0] FROM ^web1\.load\.load\.shortterm$;").await;
+    let r2 = query(
+        &mut u1,
+        r"SELECT (* 2) | [>= 0] FROM ^web1\.load\.load\.shortterm$;",
+    )
+    .await;
     let key2 = r2["results"]["key"].as_str().unwrap().to_string();
     next_event(&mut u1, &key, Duration::from_secs(15)).await;
 
@@ -223,7 +279,12 @@ async fn restart_keeps_registrations(storage: &str) {
     let hub = Process::start("jabmon-hub", &cfg);
     let list = query(&mut u1, "SELECT * FROM leela.xmpp;").await;
     assert_eq!(list["status"], 200, "{list}; hub log:\n{}", hub.log());
-    let mut keys: Vec<&str> = list["results"].as_array().unwrap().iter().map(|v| v["key"].as_str().unwrap()).collect();
+    let mut keys: Vec<&str> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap())
+        .collect();
     keys.sort();
     let mut want = vec![key.as_str(), key2.as_str()];
     want.sort();
@@ -253,9 +314,14 @@ async fn flooders_and_offline_users_do_not_delay_others() {
     // U3 registers every metric of web1 (~70 events a second), then goes offline.
     let r = query(&mut u3, r"SELECT id FROM ^web1\.;").await;
     assert_eq!(r["status"], 200, "{r}");
-    u3.session.send(xmpp_parsers::presence::Presence::unavailable()).await;
+    u3.session
+        .send(xmpp_parsers::presence::Presence::unavailable())
+        .await;
     u3.session.close(None, Duration::from_secs(2)).await;
-    let key = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"].as_str().unwrap().to_string();
+    let key = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     next_event(&mut u1, &key, Duration::from_secs(15)).await;
 
     // U2 floods 200 queries a second for the whole measurement.
@@ -269,7 +335,10 @@ async fn flooders_and_offline_users_do_not_delay_others() {
             tick.tick().await;
             let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
             m.type_ = MessageType::Chat;
-            m.bodies.insert(Default::default(), format!("SELECT id FROM ^flood{}$;", sent % 150));
+            m.bodies.insert(
+                Default::default(),
+                format!("SELECT id FROM ^flood{}$;", sent % 150),
+            );
             u2.session.send(m).await;
             sent += 1;
             while let Some(Some(_)) = futures_now(&mut u2).await {}
@@ -283,7 +352,10 @@ async fn flooders_and_offline_users_do_not_delay_others() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = flood.await.unwrap();
-    let gaps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
     let max = gaps.iter().cloned().fold(0.0, f64::max);
     eprintln!("U1 event gaps under a {sent}-query flood and an offline user: {gaps:.3?} (max {max:.3} s; publish interval 1 s)");
     // Events keep coming at the collector's pace: no gap near the 10 s wait.
@@ -293,7 +365,9 @@ async fn flooders_and_offline_users_do_not_delay_others() {
 
 /// Drains whatever is already received, without waiting.
 async fn futures_now(c: &mut TestClient) -> Option<Option<()>> {
-    c.try_next_matching(Duration::ZERO, |_| Some(())).await.map(Some)
+    c.try_next_matching(Duration::ZERO, |_| Some(()))
+        .await
+        .map(Some)
 }
 
 /// A user cannot inject stats by sending a pubsub event payload from their own client: only
@@ -308,17 +382,28 @@ async fn forged_pep_notifications_are_ignored() {
         &format!("[access]\ncollectors = [\"@localhost\"]\nusers = [\"@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n", state.display()),
     ));
     let mut u1 = user(&net.server, "u1").await;
-    let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"].as_str().unwrap().to_string();
+    let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let u2 = user(&net.server, "u2").await;
     let stats = jabmon_shared::payload::Stats {
         host: "forged".into(),
         timestamp: jabmon_shared::unix_now(),
-        stats: vec![jabmon_shared::payload::Stat { name: "cpu.cpu.idle".into(), value: 1.0, unit: None }],
+        stats: vec![jabmon_shared::payload::Stat {
+            name: "cpu.cpu.idle".into(),
+            value: 1.0,
+            unit: None,
+        }],
     };
     let event = xmpp_parsers::pubsub::event::Event {
         payload: xmpp_parsers::pubsub::event::Payload::Items {
             node: xmpp_parsers::pubsub::NodeName("urn:jabmon:stats:0".into()),
-            published: vec![xmpp_parsers::pubsub::event::Item { id: None, publisher: None, payload: Some(stats.into()) }],
+            published: vec![xmpp_parsers::pubsub::event::Item {
+                id: None,
+                publisher: None,
+                payload: Some(stats.into()),
+            }],
             retracted: vec![],
         },
     };
@@ -327,9 +412,19 @@ async fn forged_pep_notifications_are_ignored() {
     m.payloads.push(event.into());
     u2.session.send(m).await;
     // Meanwhile the real collector's events keep flowing to a control registration.
-    let real = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"].as_str().unwrap().to_string();
+    let real = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     next_event(&mut u1, &real, Duration::from_secs(15)).await;
-    let forged = u1.try_next_matching(Duration::from_millis(200), move |e| body_of(e, true).filter(|v| is_event(v, &key))).await;
-    assert!(forged.is_none(), "a forged stats item became an event: {forged:?}");
+    let forged = u1
+        .try_next_matching(Duration::from_millis(200), move |e| {
+            body_of(e, true).filter(|v| is_event(v, &key))
+        })
+        .await;
+    assert!(
+        forged.is_none(),
+        "a forged stats item became an event: {forged:?}"
+    );
     hub.stop().await;
 }

@@ -18,7 +18,12 @@ async fn odd_stanzas_do_not_disconnect_the_collector() {
     let server = Prosody::start();
     server.register("web1", "pw-web1");
     server.register("alice", "pw-alice");
-    let cfg = collector_toml(&server, "web1", "pw-web1", "[access]\nsubscribers = [\"alice@localhost\"]\n");
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"alice@localhost\"]\n",
+    );
     let bot = InProcess::collector(&cfg);
     let mut alice = TestClient::connect(&server, "alice@localhost", "pw-alice").await;
     let full = Jid::new("web1@localhost/jabmon").unwrap();
@@ -31,13 +36,21 @@ async fn odd_stanzas_do_not_disconnect_the_collector() {
     }
     // A directed presence with a `<show/>` value RFC 6121 does not know.
     let mut p = xmpp_parsers::presence::Presence::available().with_to(full.clone());
-    p.payloads.push(Element::builder("show", "jabber:client").append("sleeping").build());
+    p.payloads.push(
+        Element::builder("show", "jabber:client")
+            .append("sleeping")
+            .build(),
+    );
     alice.session.send(p).await;
     // And a message with two bodies in the same language.
     let mut m = Message::new(Some(full.clone()));
     m.type_ = MessageType::Chat;
     m.bodies.insert(Default::default(), "one".into());
-    m.payloads.push(Element::builder("body", "jabber:client").append("two").build());
+    m.payloads.push(
+        Element::builder("body", "jabber:client")
+            .append("two")
+            .build(),
+    );
     alice.session.send(m).await;
     // The collector still answers, on the same session (no reconnect in between).
     for _ in 0..5 {
@@ -45,7 +58,9 @@ async fn odd_stanzas_do_not_disconnect_the_collector() {
     }
     let unavailable = alice
         .try_next_matching(Duration::from_millis(500), |e| match e {
-            Incoming::Presence(p) if p.type_ == xmpp_parsers::presence::Type::Unavailable => Some(()),
+            Incoming::Presence(p) if p.type_ == xmpp_parsers::presence::Type::Unavailable => {
+                Some(())
+            }
             _ => None,
         })
         .await;

@@ -23,11 +23,16 @@ async fn exchange(mut c: TestClient, to: Jid, n: usize) -> TestClient {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sent < n || received < n {
         for _ in 0..32.min(n - sent) {
-            let m = Message::chat(Some(to.clone())).with_body(Default::default(), format!("m{sent}"));
+            let m =
+                Message::chat(Some(to.clone())).with_body(Default::default(), format!("m{sent}"));
             c.session.send(m).await;
             sent += 1;
         }
-        let wait = if sent < n { Duration::from_millis(1) } else { deadline - tokio::time::Instant::now() };
+        let wait = if sent < n {
+            Duration::from_millis(1)
+        } else {
+            deadline - tokio::time::Instant::now()
+        };
         match tokio::time::timeout(wait, c.session.next()).await {
             Ok(Some(Incoming::Message(_))) => received += 1,
             Ok(Some(Incoming::Iq(req))) => c.session.reply_unavailable(&req).await,
@@ -41,7 +46,10 @@ async fn exchange(mut c: TestClient, to: Jid, n: usize) -> TestClient {
 }
 
 async fn online(c: &mut TestClient) {
-    c.next_matching(Duration::from_secs(15), "online again", |e| matches!(e, Incoming::Online { .. }).then_some(())).await;
+    c.next_matching(Duration::from_secs(15), "online again", |e| {
+        matches!(e, Incoming::Online { .. }).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +59,10 @@ async fn no_stall_under_load_and_across_a_restart() {
     server.register("b", "pb");
     let a = TestClient::connect(&server, "a@localhost", "pa").await;
     let b = TestClient::connect(&server, "b@localhost", "pb").await;
-    let (ja, jb) = (Jid::new("a@localhost/test").unwrap(), Jid::new("b@localhost/test").unwrap());
+    let (ja, jb) = (
+        Jid::new("a@localhost/test").unwrap(),
+        Jid::new("b@localhost/test").unwrap(),
+    );
     let ta = tokio::spawn(exchange(a, jb.clone(), N));
     let tb = tokio::spawn(exchange(b, ja.clone(), N));
     let (mut a, mut b) = (ta.await.unwrap(), tb.await.unwrap());
@@ -74,11 +85,17 @@ async fn starttls_and_direct_tls_with_a_private_ca() {
     cfg.ca_file = Some(server.ca_file());
     let mut c = TestClient::connect_with(cfg.clone()).await;
     let ping = minidom::Element::builder("ping", "urn:xmpp:ping").build();
-    assert!(c.iq(Jid::new("localhost").unwrap(), false, ping).await.is_ok());
+    assert!(c
+        .iq(Jid::new("localhost").unwrap(), false, ping)
+        .await
+        .is_ok());
 
     let mut direct = cfg.clone();
     direct.tls = TlsMode::Direct;
-    direct.server = jabmon_shared::config::ServerAddr::Explicit { host: "127.0.0.1".into(), port: server.tls_port };
+    direct.server = jabmon_shared::config::ServerAddr::Explicit {
+        host: "127.0.0.1".into(),
+        port: server.tls_port,
+    };
     direct.resource = "direct".into();
     TestClient::connect_with(direct).await;
 
@@ -94,5 +111,8 @@ async fn starttls_and_direct_tls_with_a_private_ca() {
         .err()
         .expect("an untrusted certificate is refused");
     let text = err.to_string();
-    assert!(text.contains("certificate") || text.contains("UnknownIssuer"), "{text}");
+    assert!(
+        text.contains("certificate") || text.contains("UnknownIssuer"),
+        "{text}"
+    );
 }

@@ -32,7 +32,13 @@ pub enum Node {
 }
 
 impl Node {
-    pub const ALL: [Node; 5] = [Node::Status, Node::StatsReset, Node::Reboot, Node::Shell, Node::Thresholds];
+    pub const ALL: [Node; 5] = [
+        Node::Status,
+        Node::StatsReset,
+        Node::Reboot,
+        Node::Shell,
+        Node::Thresholds,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -88,9 +94,15 @@ pub enum Effect {
     None,
     ResetStats(Vec<String>),
     SetThresholds(Thresholds),
-    Reboot { delay_secs: u64, reason: String },
+    Reboot {
+        delay_secs: u64,
+        reason: String,
+    },
     /// Run this command; the IQ is answered when it ends (see [`shell::completed`]).
-    Shell { command: ShellCommand, sessionid: String },
+    Shell {
+        command: ShellCommand,
+        sessionid: String,
+    },
 }
 
 /// Read-only state the commands look at.
@@ -137,8 +149,20 @@ impl Sessions {
             ));
         }
         self.counter += 1;
-        let id = format!("{}-{:x}-{}", node.name(), (now * 1000.0) as u64, self.counter);
-        self.open.insert(id.clone(), Open { node, asker: asker.clone(), last_used: now });
+        let id = format!(
+            "{}-{:x}-{}",
+            node.name(),
+            (now * 1000.0) as u64,
+            self.counter
+        );
+        self.open.insert(
+            id.clone(),
+            Open {
+                node,
+                asker: asker.clone(),
+                last_used: now,
+            },
+        );
         Ok(id)
     }
 
@@ -176,21 +200,33 @@ fn app_error(condition: DefinedCondition, app: &str, text: &str) -> StanzaError 
 
 /// `bad-request` + `<bad-sessionid/>`.
 pub fn bad_sessionid() -> StanzaError {
-    app_error(DefinedCondition::BadRequest, adhoc::errors::BAD_SESSIONID, "Unknown or expired session.")
+    app_error(
+        DefinedCondition::BadRequest,
+        adhoc::errors::BAD_SESSIONID,
+        "Unknown or expired session.",
+    )
 }
 
 /// `bad-request` + `<bad-payload/>` with a text naming the field.
 pub fn bad_payload(text: &str) -> StanzaError {
-    app_error(DefinedCondition::BadRequest, adhoc::errors::BAD_PAYLOAD, text)
+    app_error(
+        DefinedCondition::BadRequest,
+        adhoc::errors::BAD_PAYLOAD,
+        text,
+    )
 }
 
 /// The single value of `var` in a submitted form, with limits.
 pub fn value<'f>(form: &'f DataForm, var: &str) -> Result<Option<&'f str>, StanzaError> {
-    let Some(field) = form.fields.iter().find(|f| f.var.as_deref() == Some(var)) else { return Ok(None) };
+    let Some(field) = form.fields.iter().find(|f| f.var.as_deref() == Some(var)) else {
+        return Ok(None);
+    };
     match field.values.as_slice() {
         [] => Ok(None),
         [v] if v.len() <= MAX_VALUE_LEN => Ok(Some(v.as_str())),
-        [_] => Err(bad_payload(&format!("Field '{var}' is too long (at most {MAX_VALUE_LEN} characters)."))),
+        [_] => Err(bad_payload(&format!(
+            "Field '{var}' is too long (at most {MAX_VALUE_LEN} characters)."
+        ))),
         _ => Err(bad_payload(&format!("Field '{var}' takes one value."))),
     }
 }
@@ -198,14 +234,23 @@ pub fn value<'f>(form: &'f DataForm, var: &str) -> Result<Option<&'f str>, Stanz
 /// A first-stage response: `executing`, with the form and a Complete action.
 fn executing(node: Node, sessionid: String, form: DataForm, note: &str) -> Command {
     let mut c = Command::response(node.name(), Some(sessionid), "executing");
-    c.actions = Some(Actions { execute: Some("complete".into()), complete: true, ..Default::default() });
+    c.actions = Some(Actions {
+        execute: Some("complete".into()),
+        complete: true,
+        ..Default::default()
+    });
     c.notes.push(Note::info(note));
     c.form = Some(form);
     c
 }
 
 /// A final response: `completed` with a one-line note (and maybe a result form).
-pub fn completed(node: Node, sessionid: Option<String>, note: &str, form: Option<DataForm>) -> Command {
+pub fn completed(
+    node: Node,
+    sessionid: Option<String>,
+    note: &str,
+    form: Option<DataForm>,
+) -> Command {
     let mut c = Command::response(node.name(), sessionid, "completed");
     c.notes.push(Note::info(note));
     c.form = form;
@@ -223,15 +268,25 @@ pub fn handle(
     now: f64,
 ) -> Result<(Command, Effect), StanzaError> {
     let Some(node) = Node::parse(&request.node) else {
-        return Err(stanza_error(DefinedCondition::ItemNotFound, Some("No such command.")));
+        return Err(stanza_error(
+            DefinedCondition::ItemNotFound,
+            Some("No such command."),
+        ));
     };
     let Some(asker) = asker.filter(|_| rights.may_run(node)) else {
-        return Err(stanza_error(DefinedCondition::Forbidden, Some("You may not run this command.")));
+        return Err(stanza_error(
+            DefinedCondition::Forbidden,
+            Some("You may not run this command."),
+        ));
     };
     let action = request.action.as_deref().unwrap_or("execute");
     let Some(sessionid) = request.sessionid.clone() else {
         if !matches!(action, "execute" | "complete" | "next") {
-            return Err(app_error(DefinedCondition::BadRequest, adhoc::errors::BAD_ACTION, "Nothing to cancel."));
+            return Err(app_error(
+                DefinedCondition::BadRequest,
+                adhoc::errors::BAD_ACTION,
+                "Nothing to cancel.",
+            ));
         }
         // First stage.
         return Ok(match node {
@@ -254,7 +309,11 @@ pub fn handle(
         return Ok((c, Effect::None));
     }
     if !matches!(action, "execute" | "complete" | "next") {
-        return Err(app_error(DefinedCondition::BadRequest, adhoc::errors::BAD_ACTION, "This command has one stage."));
+        return Err(app_error(
+            DefinedCondition::BadRequest,
+            adhoc::errors::BAD_ACTION,
+            "This command has one stage.",
+        ));
     }
     let form = match request.form {
         Some(f) if f.type_ == DataFormType::Submit && f.fields.len() <= MAX_FIELDS => f,
@@ -267,19 +326,43 @@ pub fn handle(
         Node::Status => Err(bad_sessionid()),
         Node::StatsReset => stats_reset::apply(&form).map(|groups| {
             let note = format!("Statistics reset for {}.", groups.join(", "));
-            (completed(node, sid, &note, None), Effect::ResetStats(groups))
+            (
+                completed(node, sid, &note, None),
+                Effect::ResetStats(groups),
+            )
         }),
         Node::Reboot => reboot::apply(&form).map(|plan| match plan {
-            None => (completed(node, sid, "Not confirmed: nothing was done.", None), Effect::None),
+            None => (
+                completed(node, sid, "Not confirmed: nothing was done.", None),
+                Effect::None,
+            ),
             Some((delay_secs, reason)) => {
                 let note = format!("Reboot scheduled in {delay_secs} s.");
-                (completed(node, sid, &note, None), Effect::Reboot { delay_secs, reason })
+                (
+                    completed(node, sid, &note, None),
+                    Effect::Reboot { delay_secs, reason },
+                )
             }
         }),
-        Node::Shell => shell::apply(&form, ctx.shell)
-            .map(|command| (Command::response(node.name(), sid, "executing"), Effect::Shell { command, sessionid: sessionid.clone() })),
+        Node::Shell => shell::apply(&form, ctx.shell).map(|command| {
+            (
+                Command::response(node.name(), sid, "executing"),
+                Effect::Shell {
+                    command,
+                    sessionid: sessionid.clone(),
+                },
+            )
+        }),
         Node::Thresholds => thresholds::apply(&form, ctx.thresholds).map(|t| {
-            (completed(node, sid, "Thresholds applied.", Some(thresholds::result_form(&t))), Effect::SetThresholds(t))
+            (
+                completed(
+                    node,
+                    sid,
+                    "Thresholds applied.",
+                    Some(thresholds::result_form(&t)),
+                ),
+                Effect::SetThresholds(t),
+            )
         }),
     };
     if result.is_ok() {
@@ -290,7 +373,12 @@ pub fn handle(
 
 /// Builds a `form` form with a title.
 pub fn input_form(title: &str, fields: Vec<xmpp_parsers::data_forms::Field>) -> DataForm {
-    DataForm { type_: DataFormType::Form, title: Some(title.to_string()), instructions: None, fields }
+    DataForm {
+        type_: DataFormType::Form,
+        title: Some(title.to_string()),
+        instructions: None,
+        fields,
+    }
 }
 
 #[cfg(test)]
@@ -298,11 +386,25 @@ mod tests {
     use super::*;
     use xmpp_parsers::data_forms::Field;
 
-    fn ctx<'a>(table: &'a MetricTable, t: &'a Thresholds, shell: &'a [ShellCommand]) -> Context<'a> {
-        Context { table, thresholds: t, shell, summary: "load 0.1 0.1 0.1 · cpu 1% · mem 2%".into() }
+    fn ctx<'a>(
+        table: &'a MetricTable,
+        t: &'a Thresholds,
+        shell: &'a [ShellCommand],
+    ) -> Context<'a> {
+        Context {
+            table,
+            thresholds: t,
+            shell,
+            summary: "load 0.1 0.1 0.1 · cpu 1% · mem 2%".into(),
+        }
     }
 
-    fn request(node: &str, sessionid: Option<&str>, action: Option<&str>, form: Option<DataForm>) -> Command {
+    fn request(
+        node: &str,
+        sessionid: Option<&str>,
+        action: Option<&str>,
+        form: Option<DataForm>,
+    ) -> Command {
         Command {
             node: node.into(),
             sessionid: sessionid.map(str::to_string),
@@ -319,7 +421,10 @@ mod tests {
             type_: DataFormType::Submit,
             title: None,
             instructions: None,
-            fields: fields.iter().map(|(k, v)| Field::text_single(k, v)).collect(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| Field::text_single(k, v))
+                .collect(),
         }
     }
 
@@ -333,12 +438,48 @@ mod tests {
         let c = ctx(&table, &t, &[]);
         let mut s = Sessions::default();
         let u = jid("u@x");
-        let e = handle(&mut s, &c, Some(&u), Rights::Subscriber, request("reboot", None, None, None), 0.0).unwrap_err();
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&u),
+            Rights::Subscriber,
+            request("reboot", None, None, None),
+            0.0,
+        )
+        .unwrap_err();
         assert_eq!(e.defined_condition, DefinedCondition::Forbidden);
-        assert!(handle(&mut s, &c, Some(&u), Rights::Subscriber, request("status", None, None, None), 0.0).is_ok());
-        let e = handle(&mut s, &c, None, Rights::Admin, request("status", None, None, None), 0.0).unwrap_err();
-        assert_eq!(e.defined_condition, DefinedCondition::Forbidden, "no from: never trusted");
-        let e = handle(&mut s, &c, Some(&u), Rights::Admin, request("nope", None, None, None), 0.0).unwrap_err();
+        assert!(handle(
+            &mut s,
+            &c,
+            Some(&u),
+            Rights::Subscriber,
+            request("status", None, None, None),
+            0.0
+        )
+        .is_ok());
+        let e = handle(
+            &mut s,
+            &c,
+            None,
+            Rights::Admin,
+            request("status", None, None, None),
+            0.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.defined_condition,
+            DefinedCondition::Forbidden,
+            "no from: never trusted"
+        );
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&u),
+            Rights::Admin,
+            request("nope", None, None, None),
+            0.0,
+        )
+        .unwrap_err();
         assert_eq!(e.defined_condition, DefinedCondition::ItemNotFound);
     }
 
@@ -348,29 +489,103 @@ mod tests {
         let c = ctx(&table, &t, &[]);
         let mut s = Sessions::default();
         let a = jid("ops@x");
-        let (first, _) = handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", None, None, None), 0.0).unwrap();
+        let (first, _) = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("reboot", None, None, None),
+            0.0,
+        )
+        .unwrap();
         let sid = first.sessionid.clone().unwrap();
         // Someone else cannot use it; a made-up one is refused.
         let other = jid("eve@x");
-        let e = handle(&mut s, &c, Some(&other), Rights::Admin, request("reboot", Some(&sid), None, Some(submit(&[("confirm", "false")]))), 1.0).unwrap_err();
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&other),
+            Rights::Admin,
+            request(
+                "reboot",
+                Some(&sid),
+                None,
+                Some(submit(&[("confirm", "false")])),
+            ),
+            1.0,
+        )
+        .unwrap_err();
         assert_eq!(e.other.unwrap().name(), "bad-sessionid");
-        let (done, effect) = handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", Some(&sid), Some("complete"), Some(submit(&[("confirm", "false")]))), 2.0).unwrap();
+        let (done, effect) = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request(
+                "reboot",
+                Some(&sid),
+                Some("complete"),
+                Some(submit(&[("confirm", "false")])),
+            ),
+            2.0,
+        )
+        .unwrap();
         assert_eq!(done.sessionid.as_deref(), Some(sid.as_str()));
         assert_eq!(done.status.as_deref(), Some("completed"));
         assert_eq!(effect, Effect::None);
         assert!(s.is_empty());
         // Expiry after 5 minutes idle.
-        let (first, _) = handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", None, None, None), 0.0).unwrap();
+        let (first, _) = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("reboot", None, None, None),
+            0.0,
+        )
+        .unwrap();
         let sid = first.sessionid.unwrap();
-        let e = handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", Some(&sid), Some("cancel"), None), 301.0).unwrap_err();
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("reboot", Some(&sid), Some("cancel"), None),
+            301.0,
+        )
+        .unwrap_err();
         assert_eq!(e.other.unwrap().name(), "bad-sessionid");
         // At most 10 per asker.
         for i in 0..MAX_SESSIONS {
-            handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", None, None, None), 400.0 + i as f64).unwrap();
+            handle(
+                &mut s,
+                &c,
+                Some(&a),
+                Rights::Admin,
+                request("reboot", None, None, None),
+                400.0 + i as f64,
+            )
+            .unwrap();
         }
-        let e = handle(&mut s, &c, Some(&a), Rights::Admin, request("reboot", None, None, None), 420.0).unwrap_err();
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("reboot", None, None, None),
+            420.0,
+        )
+        .unwrap_err();
         assert_eq!(e.defined_condition, DefinedCondition::ResourceConstraint);
-        assert!(handle(&mut s, &c, Some(&other), Rights::Admin, request("reboot", None, None, None), 420.0).is_ok());
+        assert!(handle(
+            &mut s,
+            &c,
+            Some(&other),
+            Rights::Admin,
+            request("reboot", None, None, None),
+            420.0
+        )
+        .is_ok());
     }
 
     #[test]
@@ -379,12 +594,41 @@ mod tests {
         let c = ctx(&table, &t, &[]);
         let mut s = Sessions::default();
         let a = jid("ops@x");
-        let (first, _) = handle(&mut s, &c, Some(&a), Rights::Admin, request("thresholds", None, None, None), 0.0).unwrap();
+        let (first, _) = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("thresholds", None, None, None),
+            0.0,
+        )
+        .unwrap();
         let sid = first.sessionid.unwrap();
-        let e = handle(&mut s, &c, Some(&a), Rights::Admin, request("thresholds", Some(&sid), None, Some(submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "60")]))), 1.0).unwrap_err();
+        let e = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request(
+                "thresholds",
+                Some(&sid),
+                None,
+                Some(submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "60")])),
+            ),
+            1.0,
+        )
+        .unwrap_err();
         assert_eq!(e.other.as_ref().unwrap().name(), "bad-payload");
         assert!(e.texts.values().next().unwrap().contains("cpu_warn_clear"));
-        let (c2, _) = handle(&mut s, &c, Some(&a), Rights::Admin, request("thresholds", Some(&sid), Some("cancel"), None), 2.0).unwrap();
+        let (c2, _) = handle(
+            &mut s,
+            &c,
+            Some(&a),
+            Rights::Admin,
+            request("thresholds", Some(&sid), Some("cancel"), None),
+            2.0,
+        )
+        .unwrap();
         assert_eq!(c2.status.as_deref(), Some("canceled"));
     }
 }

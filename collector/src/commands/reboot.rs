@@ -11,13 +11,23 @@ use super::{bad_payload, input_form, value};
 pub const MAX_DELAY: u64 = 86_400;
 
 pub fn form() -> DataForm {
-    let mut confirm = forms::field("confirm", FieldType::Boolean, "Really reboot this host?", vec!["0".into()]);
+    let mut confirm = forms::field(
+        "confirm",
+        FieldType::Boolean,
+        "Really reboot this host?",
+        vec!["0".into()],
+    );
     confirm.required = true;
     input_form(
         "Reboot",
         vec![
             confirm,
-            forms::field("delay", FieldType::TextSingle, "Delay (seconds)", vec!["0".into()]),
+            forms::field(
+                "delay",
+                FieldType::TextSingle,
+                "Delay (seconds)",
+                vec!["0".into()],
+            ),
             forms::field("reason", FieldType::TextSingle, "Reason", vec![]),
         ],
     )
@@ -37,7 +47,11 @@ pub fn apply(form: &DataForm) -> Result<Option<(u64, String)>, StanzaError> {
             .parse::<u64>()
             .ok()
             .filter(|d| *d <= MAX_DELAY)
-            .ok_or_else(|| bad_payload(&format!("Field 'delay' must be whole seconds from 0 to {MAX_DELAY}.")))?,
+            .ok_or_else(|| {
+                bad_payload(&format!(
+                    "Field 'delay' must be whole seconds from 0 to {MAX_DELAY}."
+                ))
+            })?,
     };
     let reason = value(form, "reason")?.unwrap_or("").to_string();
     Ok(confirm.then_some((delay, reason)))

@@ -19,18 +19,25 @@ use crate::config::ShellCommand;
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 pub fn form(commands: &[ShellCommand]) -> DataForm {
-    let first = commands.first().map(|c| vec![c.name.clone()]).unwrap_or_default();
+    let first = commands
+        .first()
+        .map(|c| vec![c.name.clone()])
+        .unwrap_or_default();
     let mut f = forms::field("command", FieldType::ListSingle, "Command", first);
     f.required = true;
     f.options = commands
         .iter()
-        .map(|c| Option_ { label: Some(format!("{} ({})", c.name, c.argv.join(" "))), value: c.name.clone() })
+        .map(|c| Option_ {
+            label: Some(format!("{} ({})", c.name, c.argv.join(" "))),
+            value: c.name.clone(),
+        })
         .collect();
     input_form("Run a command", vec![f])
 }
 
 pub fn apply(form: &DataForm, commands: &[ShellCommand]) -> Result<ShellCommand, StanzaError> {
-    let name = value(form, "command")?.ok_or_else(|| bad_payload("Field 'command' is required."))?;
+    let name =
+        value(form, "command")?.ok_or_else(|| bad_payload("Field 'command' is required."))?;
     commands
         .iter()
         .find(|c| c.name == name)
@@ -112,29 +119,71 @@ pub async fn run(cmd: &ShellCommand) -> Outcome {
     };
     let stdout = out.await.map(text).unwrap_or_default();
     let stderr = err.await.map(text).unwrap_or_default();
-    Outcome { exit_code, timed_out, stdout, stderr, duration: started.elapsed(), error: None }
+    Outcome {
+        exit_code,
+        timed_out,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+        error: None,
+    }
 }
 
 /// The final response for a finished run.
 pub fn completed_response(cmd: &ShellCommand, sessionid: String, o: &Outcome) -> Command {
     let note = match (&o.error, o.timed_out, o.exit_code) {
         (Some(e), _, _) => e.clone(),
-        (None, true, _) => format!("{} was killed after its {:?} timeout.", cmd.name, cmd.timeout),
-        (None, false, Some(code)) => format!("{} exited with code {code} in {:.2} s.", cmd.name, o.duration.as_secs_f64()),
+        (None, true, _) => format!(
+            "{} was killed after its {:?} timeout.",
+            cmd.name, cmd.timeout
+        ),
+        (None, false, Some(code)) => format!(
+            "{} exited with code {code} in {:.2} s.",
+            cmd.name,
+            o.duration.as_secs_f64()
+        ),
         (None, false, None) => format!("{} was killed by a signal.", cmd.name),
     };
-    let exit = o.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-1".into());
+    let exit = o
+        .exit_code
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "-1".into());
     let multi = |s: &str| s.lines().map(str::to_string).collect::<Vec<_>>();
     let form = DataForm {
         type_: DataFormType::Result_,
         title: Some(format!("{} result", cmd.name)),
         instructions: None,
         fields: vec![
-            forms::field("exit_code", FieldType::TextSingle, "Exit code (-1: killed or not started)", vec![exit]),
-            forms::field("timed_out", FieldType::Boolean, "Killed on timeout", vec![if o.timed_out { "1" } else { "0" }.into()]),
-            forms::field("stdout", FieldType::TextMulti, "Standard output", multi(&o.stdout)),
-            forms::field("stderr", FieldType::TextMulti, "Standard error", multi(&o.stderr)),
-            forms::field("duration", FieldType::TextSingle, "Duration (s)", vec![format!("{:.3}", o.duration.as_secs_f64())]),
+            forms::field(
+                "exit_code",
+                FieldType::TextSingle,
+                "Exit code (-1: killed or not started)",
+                vec![exit],
+            ),
+            forms::field(
+                "timed_out",
+                FieldType::Boolean,
+                "Killed on timeout",
+                vec![if o.timed_out { "1" } else { "0" }.into()],
+            ),
+            forms::field(
+                "stdout",
+                FieldType::TextMulti,
+                "Standard output",
+                multi(&o.stdout),
+            ),
+            forms::field(
+                "stderr",
+                FieldType::TextMulti,
+                "Standard error",
+                multi(&o.stderr),
+            ),
+            forms::field(
+                "duration",
+                FieldType::TextSingle,
+                "Duration (s)",
+                vec![format!("{:.3}", o.duration.as_secs_f64())],
+            ),
         ],
     };
     completed(Node::Shell, Some(sessionid), &note, Some(form))
@@ -145,7 +194,11 @@ mod tests {
     use super::*;
 
     fn cmd(argv: &[&str], timeout_ms: u64) -> ShellCommand {
-        ShellCommand { name: "t".into(), argv: argv.iter().map(|s| s.to_string()).collect(), timeout: Duration::from_millis(timeout_ms) }
+        ShellCommand {
+            name: "t".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout: Duration::from_millis(timeout_ms),
+        }
     }
 
     #[tokio::test]

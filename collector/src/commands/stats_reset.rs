@@ -9,14 +9,29 @@ use super::{bad_payload, input_form};
 use crate::metrics::GROUPS;
 
 pub fn form() -> DataForm {
-    let mut f = forms::field("groups", FieldType::ListMulti, "Groups to reset", GROUPS.iter().map(|(g, _)| g.to_string()).collect());
-    f.options = GROUPS.iter().map(|(g, t)| Option_ { label: Some(t.to_string()), value: g.to_string() }).collect();
+    let mut f = forms::field(
+        "groups",
+        FieldType::ListMulti,
+        "Groups to reset",
+        GROUPS.iter().map(|(g, _)| g.to_string()).collect(),
+    );
+    f.options = GROUPS
+        .iter()
+        .map(|(g, t)| Option_ {
+            label: Some(t.to_string()),
+            value: g.to_string(),
+        })
+        .collect();
     input_form("Reset statistics", vec![f])
 }
 
 /// The chosen groups (all when the field is absent).
 pub fn apply(form: &DataForm) -> Result<Vec<String>, StanzaError> {
-    let Some(field) = form.fields.iter().find(|f| f.var.as_deref() == Some("groups")) else {
+    let Some(field) = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("groups"))
+    else {
         return Ok(GROUPS.iter().map(|(g, _)| g.to_string()).collect());
     };
     if field.values.is_empty() {
@@ -25,7 +40,10 @@ pub fn apply(form: &DataForm) -> Result<Vec<String>, StanzaError> {
     let mut out = Vec::new();
     for v in &field.values {
         if !GROUPS.iter().any(|(g, _)| g == v) {
-            return Err(bad_payload(&format!("Field 'groups': unknown group '{}'.", v.chars().take(64).collect::<String>())));
+            return Err(bad_payload(&format!(
+                "Field 'groups': unknown group '{}'.",
+                v.chars().take(64).collect::<String>()
+            )));
         }
         if !out.contains(v) {
             out.push(v.clone());

@@ -14,15 +14,25 @@ pub fn execute(ctx: &Context<'_>) -> Command {
     // metric make an unreadable wall in a console client.
     for (group, _) in GROUPS {
         for (name, s) in ctx.table.group(group) {
-            fields.push(forms::field(name, xmpp_parsers::data_forms::FieldType::TextSingle, &label(name, s.unit), vec![format_value(s.value)]));
+            fields.push(forms::field(
+                name,
+                xmpp_parsers::data_forms::FieldType::TextSingle,
+                &label(name, s.unit),
+                vec![format_value(s.value)],
+            ));
         }
     }
     // The thresholds in force, so an operator sees what presence and alerts compare against.
-    fields.extend(super::thresholds::result_form(ctx.thresholds).fields.into_iter().map(|mut f| {
-        f.var = f.var.map(|v| format!("threshold.{v}"));
-        f.label = f.label.map(|l| format!("Threshold: {l}"));
-        f
-    }));
+    fields.extend(
+        super::thresholds::result_form(ctx.thresholds)
+            .fields
+            .into_iter()
+            .map(|mut f| {
+                f.var = f.var.map(|v| format!("threshold.{v}"));
+                f.label = f.label.map(|l| format!("Threshold: {l}"));
+                f
+            }),
+    );
     let mut form = forms::form(DataFormType::Result_, ns::STATS, fields);
     form.title = Some("Status".into());
     completed(Node::Status, None, &ctx.summary, Some(form))

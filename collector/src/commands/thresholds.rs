@@ -39,7 +39,14 @@ fn fields(t: &Thresholds) -> Vec<Field> {
     let mut t = *t;
     FIELDS
         .iter()
-        .map(|(name, label)| forms::field(name, FieldType::TextSingle, label, vec![slot(&mut t, name).to_string()]))
+        .map(|(name, label)| {
+            forms::field(
+                name,
+                FieldType::TextSingle,
+                label,
+                vec![slot(&mut t, name).to_string()],
+            )
+        })
         .collect()
 }
 
@@ -49,7 +56,12 @@ pub fn form(t: &Thresholds) -> DataForm {
 
 /// The applied set, shown in the completed response.
 pub fn result_form(t: &Thresholds) -> DataForm {
-    DataForm { type_: DataFormType::Result_, title: Some("Thresholds now".into()), instructions: None, fields: fields(t) }
+    DataForm {
+        type_: DataFormType::Result_,
+        title: Some("Thresholds now".into()),
+        instructions: None,
+        fields: fields(t),
+    }
 }
 
 pub fn apply(form: &DataForm, current: &Thresholds) -> Result<Thresholds, StanzaError> {

@@ -45,7 +45,9 @@ impl Sampler {
         Self {
             prev_cpu: None,
             prev_counters: HashMap::new(),
-            disks: Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage()),
+            disks: Disks::new_with_refreshed_list_specifics(
+                DiskRefreshKind::nothing().with_storage(),
+            ),
             samples: 0,
         }
     }
@@ -58,34 +60,74 @@ impl Sampler {
             out.push(("load.load.shortterm".into(), Unit::Load, l.one));
             out.push(("load.load.midterm".into(), Unit::Load, l.five));
             out.push(("load.load.longterm".into(), Unit::Load, l.fifteen));
-            out.push(("processes.processes.total".into(), Unit::Count, l.total as f64));
-            out.push(("processes.processes.running".into(), Unit::Count, l.running as f64));
+            out.push((
+                "processes.processes.total".into(),
+                Unit::Count,
+                l.total as f64,
+            ));
+            out.push((
+                "processes.processes.running".into(),
+                Unit::Count,
+                l.running as f64,
+            ));
         }
         let m = procfs::parse_meminfo(&read("/proc/meminfo"));
         if m.total > 0 {
             let used = m.total.saturating_sub(m.available);
             out.push(("memory.memory.used".into(), Unit::Bytes, used as f64));
             out.push(("memory.memory.free".into(), Unit::Bytes, m.free as f64));
-            out.push(("memory.memory.available".into(), Unit::Bytes, m.available as f64));
+            out.push((
+                "memory.memory.available".into(),
+                Unit::Bytes,
+                m.available as f64,
+            ));
             out.push(("memory.memory.cached".into(), Unit::Bytes, m.cached as f64));
-            out.push(("memory.memory.buffered".into(), Unit::Bytes, m.buffers as f64));
-            out.push(("memory.percent.used".into(), Unit::Percent, used as f64 * 100.0 / m.total as f64));
-            out.push(("swap.swap.used".into(), Unit::Bytes, m.swap_total.saturating_sub(m.swap_free) as f64));
+            out.push((
+                "memory.memory.buffered".into(),
+                Unit::Bytes,
+                m.buffers as f64,
+            ));
+            out.push((
+                "memory.percent.used".into(),
+                Unit::Percent,
+                used as f64 * 100.0 / m.total as f64,
+            ));
+            out.push((
+                "swap.swap.used".into(),
+                Unit::Bytes,
+                m.swap_total.saturating_sub(m.swap_free) as f64,
+            ));
             out.push(("swap.swap.free".into(), Unit::Bytes, m.swap_free as f64));
         }
         self.filesystems(&mut out);
         for d in procfs::parse_diskstats(&read("/proc/diskstats")) {
             // Whole block devices only (partitions have no /sys/block entry), no loop/ram.
-            if d.device.starts_with("loop") || d.device.starts_with("ram")
+            if d.device.starts_with("loop")
+                || d.device.starts_with("ram")
                 || !Path::new("/sys/block").join(&d.device).exists()
             {
                 continue;
             }
             let dev = metric::component(&d.device);
-            self.rate(&mut out, now, format!("disk-{dev}.disk_octets.read"), d.read_bytes);
-            self.rate(&mut out, now, format!("disk-{dev}.disk_octets.write"), d.write_bytes);
+            self.rate(
+                &mut out,
+                now,
+                format!("disk-{dev}.disk_octets.read"),
+                d.read_bytes,
+            );
+            self.rate(
+                &mut out,
+                now,
+                format!("disk-{dev}.disk_octets.write"),
+                d.write_bytes,
+            );
             self.rate(&mut out, now, format!("disk-{dev}.disk_ops.read"), d.reads);
-            self.rate(&mut out, now, format!("disk-{dev}.disk_ops.write"), d.writes);
+            self.rate(
+                &mut out,
+                now,
+                format!("disk-{dev}.disk_ops.write"),
+                d.writes,
+            );
         }
         self.interfaces(&mut out, now);
         if let Some(up) = procfs::parse_uptime(&read("/proc/uptime")) {
@@ -95,7 +137,9 @@ impl Sampler {
     }
 
     fn cpu(&mut self, out: &mut Vec<Reading>) {
-        let (Some(all), cores) = procfs::parse_stat(&read("/proc/stat")) else { return };
+        let (Some(all), cores) = procfs::parse_stat(&read("/proc/stat")) else {
+            return;
+        };
         if let Some((prev_all, prev_cores)) = &self.prev_cpu {
             if let Some(p) = split(prev_all, &all) {
                 out.push(("cpu.cpu.user".into(), Unit::Percent, p.user));
@@ -118,7 +162,8 @@ impl Sampler {
     fn filesystems(&mut self, out: &mut Vec<Reading>) {
         self.samples += 1;
         if self.samples.is_multiple_of(DISK_LIST_EVERY) {
-            self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
+            self.disks
+                .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
         } else {
             for d in self.disks.list_mut() {
                 d.refresh_specifics(DiskRefreshKind::nothing().with_storage());
@@ -138,7 +183,11 @@ impl Sampler {
             let used = total.saturating_sub(free);
             out.push((format!("df-{mount}.df.used"), Unit::Bytes, used as f64));
             out.push((format!("df-{mount}.df.free"), Unit::Bytes, free as f64));
-            out.push((format!("df-{mount}.percent.used"), Unit::Percent, used as f64 * 100.0 / total as f64));
+            out.push((
+                format!("df-{mount}.percent.used"),
+                Unit::Percent,
+                used as f64 * 100.0 / total as f64,
+            ));
         }
     }
 
@@ -185,7 +234,10 @@ pub fn split(prev: &CpuTimes, cur: &CpuTimes) -> Option<CpuSplit> {
     let d = |a: u64, b: u64| b.saturating_sub(a) as f64 * 100.0 / total;
     Some(CpuSplit {
         user: d(prev.user + prev.nice, cur.user + cur.nice),
-        system: d(prev.system + prev.irq + prev.softirq, cur.system + cur.irq + cur.softirq),
+        system: d(
+            prev.system + prev.irq + prev.softirq,
+            cur.system + cur.irq + cur.softirq,
+        ),
         idle: d(prev.idle, cur.idle),
         iowait: d(prev.iowait, cur.iowait),
         steal: d(prev.steal, cur.steal),
@@ -201,13 +253,32 @@ mod tests {
         assert_eq!(counter_rate(None, 1.0, 10), None);
         assert_eq!(counter_rate(Some((0.0, 10)), 2.0, 30), Some(10.0));
         assert_eq!(counter_rate(Some((0.0, 10)), 2.0, 5), None, "counter reset");
-        assert_eq!(counter_rate(Some((2.0, 10)), 2.0, 20), None, "no time passed");
+        assert_eq!(
+            counter_rate(Some((2.0, 10)), 2.0, 20),
+            None,
+            "no time passed"
+        );
     }
 
     #[test]
     fn cpu_split() {
-        let a = CpuTimes { user: 100, nice: 0, system: 50, idle: 800, iowait: 50, ..Default::default() };
-        let b = CpuTimes { user: 110, nice: 10, system: 60, idle: 950, iowait: 60, steal: 10, ..Default::default() };
+        let a = CpuTimes {
+            user: 100,
+            nice: 0,
+            system: 50,
+            idle: 800,
+            iowait: 50,
+            ..Default::default()
+        };
+        let b = CpuTimes {
+            user: 110,
+            nice: 10,
+            system: 60,
+            idle: 950,
+            iowait: 60,
+            steal: 10,
+            ..Default::default()
+        };
         let s = split(&a, &b).unwrap();
         assert_eq!(s.user, 10.0);
         assert_eq!(s.system, 5.0);
@@ -229,12 +300,21 @@ mod tests {
         assert!(x > 0);
         let readings = s.sample(1.0);
         let names: Vec<&str> = readings.iter().map(|r| r.0.as_str()).collect();
-        for want in ["load.load.shortterm", "memory.memory.used", "memory.percent.used",
-                     "swap.swap.free", "processes.processes.total", "uptime.uptime.seconds"] {
+        for want in [
+            "load.load.shortterm",
+            "memory.memory.used",
+            "memory.percent.used",
+            "swap.swap.free",
+            "processes.processes.total",
+            "uptime.uptime.seconds",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         assert!(names.iter().any(|n| n.starts_with("df-")), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("interface-")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("interface-")),
+            "{names:?}"
+        );
         for (name, _, v) in &readings {
             assert!(metric::is_valid(name), "{name}");
             assert!(v.is_finite(), "{name}");

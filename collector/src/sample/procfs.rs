@@ -17,7 +17,14 @@ pub struct CpuTimes {
 impl CpuTimes {
     /// Ticks spent in any state (guest time is already inside user/nice).
     pub fn total(&self) -> u64 {
-        self.user + self.nice + self.system + self.idle + self.iowait + self.irq + self.softirq + self.steal
+        self.user
+            + self.nice
+            + self.system
+            + self.idle
+            + self.iowait
+            + self.irq
+            + self.softirq
+            + self.steal
     }
 }
 
@@ -68,7 +75,13 @@ pub fn parse_loadavg(text: &str) -> Option<LoadAvg> {
     let five = p.next()?.parse().ok()?;
     let fifteen = p.next()?.parse().ok()?;
     let (running, total) = p.next()?.split_once('/')?;
-    Some(LoadAvg { one, five, fifteen, running: running.parse().ok()?, total: total.parse().ok()? })
+    Some(LoadAvg {
+        one,
+        five,
+        fifteen,
+        running: running.parse().ok()?,
+        total: total.parse().ok()?,
+    })
 }
 
 /// /proc/meminfo figures, in bytes.
@@ -86,8 +99,14 @@ pub struct MemInfo {
 pub fn parse_meminfo(text: &str) -> MemInfo {
     let mut m = MemInfo::default();
     for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else { continue };
-        let kib: u64 = rest.split_ascii_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let kib: u64 = rest
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let bytes = kib * 1024;
         match key {
             "MemTotal" => m.total = bytes,
@@ -138,12 +157,18 @@ pub fn parse_netdev(text: &str) -> Vec<(String, [u64; 6])> {
     text.lines()
         .filter_map(|line| {
             let (name, rest) = line.split_once(':')?;
-            let f: Vec<u64> = rest.split_ascii_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+            let f: Vec<u64> = rest
+                .split_ascii_whitespace()
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
             if f.len() < 16 {
                 return None;
             }
             // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs …
-            Some((name.trim().to_string(), [f[0], f[8], f[1], f[9], f[2], f[10]]))
+            Some((
+                name.trim().to_string(),
+                [f[0], f[8], f[1], f[9], f[2], f[10]],
+            ))
         })
         .collect()
 }
@@ -186,7 +211,8 @@ mod tests {
 
     #[test]
     fn diskstats() {
-        let d = parse_diskstats("   8       0 sda 100 0 2000 50 30 0 800 10 0 60 60 0 0 0 0\n short\n");
+        let d =
+            parse_diskstats("   8       0 sda 100 0 2000 50 30 0 800 10 0 60 60 0 0 0 0\n short\n");
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].device, "sda");
         assert_eq!(d[0].read_bytes, 2000 * 512);

@@ -4,5 +4,9 @@ use minidom::Element;
 
 /// The response, given how many were deleted.
 pub fn response(deleted: usize) -> Element {
-    super::completed("delete-queries", &format!("Deleted {deleted} queries."), None)
+    super::completed(
+        "delete-queries",
+        &format!("Deleted {deleted} queries."),
+        None,
+    )
 }

@@ -20,7 +20,11 @@ impl Default for Backoff {
 impl Backoff {
     /// Starts at `base`, doubles up to `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max, next: base }
+        Self {
+            base,
+            max,
+            next: base,
+        }
     }
 
     /// The delay before the next attempt; `unit` in [0, 1) picks the jitter.

@@ -44,7 +44,10 @@ pub struct Connector {
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector").field("dns", &self.dns).field("mode", &self.mode).finish()
+        f.debug_struct("Connector")
+            .field("dns", &self.dns)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -64,12 +67,10 @@ impl Connector {
     /// Builds the connector; `ca_file` was validated with the config.
     pub fn new(cfg: &XmppConfig) -> Result<Self, String> {
         let dns = match (&cfg.server, cfg.tls) {
-            (ServerAddr::Explicit { host, port }, _) => {
-                match host.parse::<std::net::IpAddr>() {
-                    Ok(ip) => DnsConfig::addr(&std::net::SocketAddr::new(ip, *port).to_string()),
-                    Err(_) => DnsConfig::no_srv(host, *port),
-                }
-            }
+            (ServerAddr::Explicit { host, port }, _) => match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => DnsConfig::addr(&std::net::SocketAddr::new(ip, *port).to_string()),
+                Err(_) => DnsConfig::no_srv(host, *port),
+            },
             (ServerAddr::Dns, TlsMode::Direct) => DnsConfig::srv_xmpps(cfg.jid.domain().as_str()),
             (ServerAddr::Dns, _) => DnsConfig::srv_default_client(cfg.jid.domain().as_str()),
         };
@@ -77,7 +78,9 @@ impl Connector {
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = &cfg.ca_file {
             for cert in load_ca_file(path)? {
-                roots.add(cert).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
             }
         }
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -86,18 +89,28 @@ impl Connector {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Self { dns, mode: cfg.tls, tls: Arc::new(tls) })
+        Ok(Self {
+            dns,
+            mode: cfg.tls,
+            tls: Arc::new(tls),
+        })
     }
 
     async fn tls(&self, tcp: TcpStream, domain: &str) -> Result<TlsStream<TcpStream>, Error> {
         let name = ServerName::try_from(domain.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp).await?)
+        Ok(tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?)
     }
 }
 
 fn header(jid: &Jid) -> StreamHeader<'_> {
-    StreamHeader { to: Some(Cow::Borrowed(jid.domain().as_str())), from: None, id: None }
+    StreamHeader {
+        to: Some(Cow::Borrowed(jid.domain().as_str())),
+        from: None,
+        id: None,
+    }
 }
 
 impl ServerConnector for Connector {
@@ -127,7 +140,11 @@ impl ServerConnector for Connector {
                     )))
                     .await?;
                 loop {
-                    match stream.next().await.map(|v| v.and_then(|v| v.into_read_error())) {
+                    match stream
+                        .next()
+                        .await
+                        .map(|v| v.and_then(|v| v.into_read_error()))
+                    {
                         Some(Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_)))) => break,
                         Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
                         Some(Err(ReadError::HardError(e))) => return Err(e.into()),
@@ -157,8 +174,9 @@ pub async fn login(
     timeouts: Timeouts,
 ) -> Result<(StreamFeatures, XmppStream<Transport>), Error> {
     let username = jid.node().map(|n| n.as_str()).unwrap_or_default();
-    let (pending, binding) =
-        connector.connect(jid, xmpp_parsers::ns::JABBER_CLIENT, timeouts).await?;
+    let (pending, binding) = connector
+        .connect(jid, xmpp_parsers::ns::JABBER_CLIENT, timeouts)
+        .await?;
     let (features, stream): (StreamFeatures, XmppStream<Transport>) =
         pending.recv_features().await?;
     let creds = Credentials::default()

@@ -50,7 +50,9 @@ pub struct Software {
 pub enum Incoming {
     /// The stream is (again) ready. `resumed == false` means server-side state (presence,
     /// PEP interest) was lost: announce everything again.
-    Online { resumed: bool },
+    Online {
+        resumed: bool,
+    },
     /// The connection dropped; tokio-xmpp is reconnecting.
     Suspended,
     /// An IQ get/set for the bot to answer (ping and version are answered already).
@@ -169,8 +171,15 @@ impl Session {
                 }
                 None
             }
-            Iq::Get { from, id, payload, .. } => {
-                let req = IqRequest { from, id, set: false, payload };
+            Iq::Get {
+                from, id, payload, ..
+            } => {
+                let req = IqRequest {
+                    from,
+                    id,
+                    set: false,
+                    payload,
+                };
                 if req.payload.is("ping", xmpp_parsers::ns::PING) {
                     self.reply(&req, Ok(None)).await;
                     None
@@ -187,10 +196,20 @@ impl Session {
                     Some(req)
                 }
             }
-            Iq::Set { from, id, payload, .. } => {
-                let req = IqRequest { from, id, set: true, payload };
+            Iq::Set {
+                from, id, payload, ..
+            } => {
+                let req = IqRequest {
+                    from,
+                    id,
+                    set: true,
+                    payload,
+                };
                 // RFC 6121 §2.1.6: acknowledge roster pushes from our own account.
-                let own = req.from.as_ref().is_none_or(|f| f.to_bare() == self.jid.to_bare());
+                let own = req
+                    .from
+                    .as_ref()
+                    .is_none_or(|f| f.to_bare() == self.jid.to_bare());
                 if own && req.payload.is("query", xmpp_parsers::ns::ROSTER) {
                     self.reply(&req, Ok(None)).await;
                     return None;
@@ -203,7 +222,10 @@ impl Session {
     /// Asks for the roster, which makes this resource "interested" (RFC 6121 §2.1.6):
     /// only then does the server deliver subscription approvals and roster pushes to it.
     pub async fn request_roster(&mut self) {
-        let query = xmpp_parsers::roster::Roster { ver: None, items: vec![] };
+        let query = xmpp_parsers::roster::Roster {
+            ver: None,
+            items: vec![],
+        };
         // The answer itself is not needed: asking is what makes the resource interested.
         drop(self.request(None, false, query.into()).await);
     }
@@ -225,7 +247,11 @@ impl Session {
 
     /// `service-unavailable`: the answer to every IQ nobody handles.
     pub async fn reply_unavailable(&self, req: &IqRequest) {
-        self.reply(req, Err(stanza_error(DefinedCondition::ServiceUnavailable, None))).await
+        self.reply(
+            req,
+            Err(stanza_error(DefinedCondition::ServiceUnavailable, None)),
+        )
+        .await
     }
 
     /// Sends an IQ and returns a receiver for its outcome.
@@ -238,9 +264,19 @@ impl Session {
         self.next_id += 1;
         let id = format!("jm{}", self.next_id);
         let iq = if set {
-            Iq::Set { from: None, to, id: id.clone(), payload }
+            Iq::Set {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            }
         } else {
-            Iq::Get { from: None, to, id: id.clone(), payload }
+            Iq::Get {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            }
         };
         let (tx, rx) = oneshot::channel();
         self.pending.retain(|_, w| !w.is_closed());
@@ -282,14 +318,21 @@ pub fn forward<T: Send + 'static>(
 }
 
 /// Builds an IQ reply.
-pub fn build_reply(
-    to: Option<Jid>,
-    id: &str,
-    outcome: Result<Option<Element>, StanzaError>,
-) -> Iq {
+pub fn build_reply(to: Option<Jid>, id: &str, outcome: Result<Option<Element>, StanzaError>) -> Iq {
     match outcome {
-        Ok(payload) => Iq::Result { from: None, to, id: id.to_string(), payload },
-        Err(error) => Iq::Error { from: None, to, id: id.to_string(), error, payload: None },
+        Ok(payload) => Iq::Result {
+            from: None,
+            to,
+            id: id.to_string(),
+            payload,
+        },
+        Err(error) => Iq::Error {
+            from: None,
+            to,
+            id: id.to_string(),
+            error,
+            payload: None,
+        },
     }
 }
 
@@ -317,8 +360,12 @@ fn reconnector(
 ) -> Box<dyn FnMut(Option<String>, oneshot::Sender<Connection>) + Send + 'static> {
     let backoff = Arc::new(Mutex::new(Backoff::default()));
     Box::new(move |_preferred, slot: oneshot::Sender<Connection>| {
-        let (connector, jid, password, backoff) =
-            (connector.clone(), jid.clone(), password.clone(), backoff.clone());
+        let (connector, jid, password, backoff) = (
+            connector.clone(),
+            jid.clone(),
+            password.clone(),
+            backoff.clone(),
+        );
         tokio::spawn(async move {
             let identity = Jid::from(jid.clone());
             loop {

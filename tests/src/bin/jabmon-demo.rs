@@ -18,17 +18,40 @@ const QUERIES: [&str; 2] = [
 ];
 
 fn print_presence(p: &Presence) {
-    let show = p.show.as_ref().map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "available".into());
-    let show = if p.type_ == PresenceType::Unavailable { "unavailable".to_string() } else { show };
-    let status = p.statuses.values().next().map(|s| s.to_string()).unwrap_or_default();
-    println!("presence  {:<22} {show:<11} {status}", p.from.as_ref().map(|j| j.to_string()).unwrap_or_default());
+    let show = p
+        .show
+        .as_ref()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .unwrap_or_else(|| "available".into());
+    let show = if p.type_ == PresenceType::Unavailable {
+        "unavailable".to_string()
+    } else {
+        show
+    };
+    let status = p
+        .statuses
+        .values()
+        .next()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    println!(
+        "presence  {:<22} {show:<11} {status}",
+        p.from.as_ref().map(|j| j.to_string()).unwrap_or_default()
+    );
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let seconds: Option<u64> = std::env::args().skip_while(|a| a != "--seconds").nth(1).and_then(|s| s.parse().ok());
+    let seconds: Option<u64> = std::env::args()
+        .skip_while(|a| a != "--seconds")
+        .nth(1)
+        .and_then(|s| s.parse().ok());
     let server = Prosody::start();
-    for (u, p) in [("hub", "pw-hub"), ("web1", "demo-web1"), ("ops", "demo-ops")] {
+    for (u, p) in [
+        ("hub", "pw-hub"),
+        ("web1", "demo-web1"),
+        ("ops", "demo-ops"),
+    ] {
         server.register(u, p);
     }
     println!("Prosody running privately on {} (domain localhost); accounts hub, web1, ops (password demo-ops)", server.addr());
@@ -43,7 +66,9 @@ async fn main() {
     let mut ops = TestClient::connect(&server, "ops@localhost", "demo-ops").await;
     ops.available().await;
     let collector = Jid::new("web1@localhost").unwrap();
-    ops.session.send(Presence::subscribe().with_to(collector.clone())).await;
+    ops.session
+        .send(Presence::subscribe().with_to(collector.clone()))
+        .await;
     for q in QUERIES {
         let mut m = Message::new(Some(Jid::new("hub@localhost").unwrap()));
         m.type_ = MessageType::Chat;

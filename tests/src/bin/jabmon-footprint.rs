@@ -16,7 +16,12 @@ fn arg(name: &str) -> Option<String> {
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -36,15 +41,21 @@ fn main() {
     // `--tls`: STARTTLS with the test CA, as production runs (the default is loopback plaintext).
     let tls = std::env::args().any(|a| a == "--tls");
     if tls {
-        let text = std::fs::read_to_string(&cfg).unwrap()
-            .replace("tls = \"none\"", &format!("tls = \"required\"\nca_file = \"{}\"", server.ca_file().display()));
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "tls = \"none\"",
+            &format!(
+                "tls = \"required\"\nca_file = \"{}\"",
+                server.ca_file().display()
+            ),
+        );
         std::fs::write(&cfg, text).unwrap();
     }
     let bot = Process::start("jabmon-collector", &cfg);
     let pid = bot.child.id();
     std::thread::sleep(Duration::from_secs(3)); // let it connect and settle before measuring
     let t0 = Instant::now();
-    let c0 = cpu_ticks(pid).unwrap_or_else(|| panic!("collector not running; its log:\n{}", bot.log()));
+    let c0 =
+        cpu_ticks(pid).unwrap_or_else(|| panic!("collector not running; its log:\n{}", bot.log()));
     let (mut min, mut max, mut sum, mut n) = (u64::MAX, 0u64, 0u64, 0u64);
     while t0.elapsed() < Duration::from_secs(seconds) {
         if let Some(r) = rss_kib(pid) {
@@ -60,7 +71,22 @@ fn main() {
     let wall = t0.elapsed().as_secs_f64();
     let hz = 100.0; // USER_HZ on Linux
     let cpu_pct = (c1 - c0) as f64 / hz / wall * 100.0;
-    println!("collector, sample_interval {interval}, {}, {wall:.0} s:", if tls { "STARTTLS" } else { "loopback plaintext" });
-    println!("  RSS   min {:.2} MiB  mean {:.2} MiB  max {:.2} MiB", min as f64 / 1024.0, sum as f64 / n.max(1) as f64 / 1024.0, max as f64 / 1024.0);
-    println!("  CPU   {cpu_pct:.3} % of one core ({} ticks of 10 ms)", c1 - c0);
+    println!(
+        "collector, sample_interval {interval}, {}, {wall:.0} s:",
+        if tls {
+            "STARTTLS"
+        } else {
+            "loopback plaintext"
+        }
+    );
+    println!(
+        "  RSS   min {:.2} MiB  mean {:.2} MiB  max {:.2} MiB",
+        min as f64 / 1024.0,
+        sum as f64 / n.max(1) as f64 / 1024.0,
+        max as f64 / 1024.0
+    );
+    println!(
+        "  CPU   {cpu_pct:.3} % of one core ({} ticks of 10 ms)",
+        c1 - c0
+    );
 }

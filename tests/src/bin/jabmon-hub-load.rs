@@ -15,16 +15,25 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 
 fn arg(name: &str, default: u64) -> u64 {
-    std::env::args().skip_while(|a| a != name).nth(1).and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn proc_figures(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     (rss, ticks)
 }
 
@@ -52,14 +61,22 @@ async fn main() {
     user.available().await;
     let mut m = Message::new(Some(Jid::new("hub@localhost").unwrap()));
     m.type_ = MessageType::Chat;
-    m.bodies.insert(Default::default(), "SELECT id FROM ^.*$;".into());
+    m.bodies
+        .insert(Default::default(), "SELECT id FROM ^.*$;".into());
     user.session.send(m).await;
     // Warm up until events flow from every collector.
     let warm = Instant::now();
     let mut seen = std::collections::HashSet::new();
     while seen.len() < n as usize && warm.elapsed() < Duration::from_secs(30) {
-        if let Ok(Some(Incoming::Message(m))) = tokio::time::timeout(Duration::from_secs(1), user.session.next()).await {
-            if let Some(v) = m.bodies.values().next().and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()) {
+        if let Ok(Some(Incoming::Message(m))) =
+            tokio::time::timeout(Duration::from_secs(1), user.session.next()).await
+        {
+            if let Some(v) = m
+                .bodies
+                .values()
+                .next()
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            {
                 if let Some(name) = v["results"]["event"]["name"].as_str() {
                     seen.insert(name.split('.').next().unwrap_or("").to_string());
                 }
@@ -75,7 +92,14 @@ async fn main() {
     while start.elapsed() < Duration::from_secs(seconds) {
         match tokio::time::timeout(Duration::from_secs(1), user.session.next()).await {
             Ok(Some(Incoming::Message(m))) => {
-                let Some(v) = m.bodies.values().next().and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()) else { continue };
+                let Some(v) = m
+                    .bodies
+                    .values()
+                    .next()
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                else {
+                    continue;
+                };
                 if let Some(ts) = v["results"]["event"]["timestamp"].as_f64() {
                     let now = jabmon_shared::unix_now();
                     latencies.push(now - ts);
@@ -92,11 +116,28 @@ async fn main() {
     let wall = start.elapsed().as_secs_f64();
     let (rss, t1) = proc_figures(pid);
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN) * 1000.0;
-    println!("{n} collectors publishing every 100 ms, one user receiving every event, {wall:.0} s:");
-    println!("  events delivered  {} ({:.0}/s)", latencies.len(), latencies.len() as f64 / wall);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+            * 1000.0
+    };
+    println!(
+        "{n} collectors publishing every 100 ms, one user receiving every event, {wall:.0} s:"
+    );
+    println!(
+        "  events delivered  {} ({:.0}/s)",
+        latencies.len(),
+        latencies.len() as f64 / wall
+    );
     println!("  sample→user latency  p50 {:.1} ms  p99 {:.1} ms  (includes the collector's sample→publish wait, ≤ 100 ms)", pct(0.5), pct(0.99));
-    println!("  hub RSS  {:.1} MiB (max {:.1} MiB)   hub CPU  {:.1} % of one core", rss as f64 / 1024.0, rss_max as f64 / 1024.0, (t1 - t0) as f64 / 100.0 / wall * 100.0);
+    println!(
+        "  hub RSS  {:.1} MiB (max {:.1} MiB)   hub CPU  {:.1} % of one core",
+        rss as f64 / 1024.0,
+        rss_max as f64 / 1024.0,
+        (t1 - t0) as f64 / 100.0 / wall * 100.0
+    );
     for b in bots {
         b.stop().await;
     }
