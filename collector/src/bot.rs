@@ -33,7 +33,7 @@ use crate::pep::{Published, Publisher};
 use crate::presence::{self, Level, Pacer};
 use crate::sample::Sampler;
 
-/// How long shutdown may take before we leave anyway (the contract allows 5 s in all).
+/// How long shutdown may take before we leave anyway (docs/protocol.md §1 allows 5 s in all).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// Errors that stop the collector.

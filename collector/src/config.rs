@@ -1,5 +1,5 @@
 //! The collector's configuration: the common `[xmpp]`, `[log]`, `[access]` sections plus
-//! `[collector]`, `[thresholds]` and `[[commands.shell]]` (contract §2). `load` reports every
+//! `[collector]`, `[thresholds]` and `[[commands.shell]]` (docs/protocol.md §2). `load` reports every
 //! problem at once.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! XEP-0030 service discovery as others see the collector (contract §5): the root info with
+//! XEP-0030 service discovery as others see the collector (docs/protocol.md §5): the root info with
 //! its host form (the caps hash is computed from it), one item per stats group, and per-group
 //! info with live values in an XEP-0128 form.
 

@@ -19,7 +19,7 @@ pub const GROUPS: [(&str, &str); 8] = [
     ("uptime", "Uptime"),
 ];
 
-/// Units of the contract's metric table.
+/// Units of the metric table in docs/metrics.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Percent,

@@ -10,7 +10,7 @@ use jabmon_hub::query::{Engine, Output};
 
 const HOSTS: usize = 1_000;
 
-/// 50 metric names per host, as a collector emits them (PROTOCOL.md §3).
+/// 50 metric names per host, as a collector emits them (docs/protocol.md §3).
 fn metrics() -> Vec<String> {
     let mut m: Vec<String> = Vec::new();
     for t in ["user", "system", "idle", "iowait", "steal"] {

@@ -34,7 +34,7 @@ use crate::delivery::Delivery;
 use crate::query::{dropped_message, Engine, Limits, Output, Reply, Saved};
 use crate::storage;
 
-/// Shutdown grace (the contract allows 5 s in all).
+/// Shutdown grace (docs/protocol.md §1 allows 5 s in all).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const TICK: Duration = Duration::from_millis(250);
 /// Queries kept while registrations are being restored at start-up.

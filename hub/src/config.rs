@@ -1,5 +1,5 @@
 //! The hub's configuration: the common `[xmpp]`, `[log]`, `[access]` sections plus `[hub]`
-//! (contract §2). `load` reports every problem at once.
+//! (docs/protocol.md §2). `load` reports every problem at once.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 //! XEP-0004 data forms as jabmon sends them: every field has an explicit `type` and a human
-//! `label` (contract §5 — Profanity shows no value without a type, `(null)` without a label).
+//! `label` (docs/protocol.md §5 — Profanity shows no value without a type, `(null)` without a label).
 //!
 //! WORKAROUND (xmpp-parsers 0.23): `FieldType` omits `type='text-single'` when serialising,
 //! since it is the default; [`to_element`] writes it back in.

@@ -1,4 +1,4 @@
-//! Metric naming (contract §3): `GROUP.TYPE.INSTANCE` inside a collector, `HOST.` in front
+//! Metric naming (docs/protocol.md §3): `GROUP.TYPE.INSTANCE` inside a collector, `HOST.` in front
 //! everywhere else; lower-case `[a-z0-9_-]` between the dots.
 
 /// Escapes one name component: lower-case, anything outside `[a-z0-9_-]` becomes `_`.

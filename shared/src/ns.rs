@@ -1,4 +1,4 @@
-//! jabmon's namespaces (contract §4).
+//! jabmon's namespaces (docs/protocol.md §4).
 
 /// Stats payload, PEP node name, and a collector's disco feature.
 pub const STATS: &str = "urn:jabmon:stats:0";

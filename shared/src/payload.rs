@@ -1,5 +1,5 @@
 //! jabmon's own payloads: `<stats xmlns='urn:jabmon:stats:0'/>` (PEP node `urn:jabmon:stats:0`)
-//! and `<event xmlns='urn:jabmon:events:0'/>` (PEP node `urn:jabmon:events:0`), contract §5.
+//! and `<event xmlns='urn:jabmon:events:0'/>` (PEP node `urn:jabmon:events:0`), docs/protocol.md §5.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The collector as a subscriber sees it, against a real Prosody (issue 2's "Done when").
+//! The collector as a subscriber sees it, against a real Prosody.
 
 use std::time::Duration;
 

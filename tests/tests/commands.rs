@@ -1,5 +1,5 @@
 //! Ad-hoc commands and PEP publishing, from an admin's and a plain subscriber's client, against
-//! a real Prosody (issue 3's "Done when").
+//! a real Prosody.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The hub as users see it: queries over chat, isolation, limits, a dying collector, restarts
-//! and slow neighbours — against a real Prosody and a real collector process (issue 5).
+//! and slow neighbours — against a real Prosody and a real collector process.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! XEP-0050 ad-hoc commands (contract §5), one file per command. This module holds what they
+//! XEP-0050 ad-hoc commands (docs/protocol.md §5), one file per command. This module holds what they
 //! share: the node list and who may run what, command sessions (one `sessionid` across
 //! stages, 5 minutes idle expiry, at most 10 open per asker), form reading with size limits,
 //! and the XEP-0050 error conditions. It is pure: effects are returned as [`Effect`] for the

@@ -1,4 +1,4 @@
-//! The four commands of the query language (PROTOCOL.md §6).
+//! The four commands of the query language (docs/protocol.md §6).
 //!
 //! ```text
 //! SELECT * FROM leela.xmpp;

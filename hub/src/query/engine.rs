@@ -22,7 +22,7 @@ use super::proc::Proc;
 use super::registry::{RegId, Registration, Registry};
 use super::reply::{self, Reply};
 
-/// Input limits (PROTOCOL.md §7) and state bounds. Over an input limit: 413.
+/// Input limits (docs/protocol.md §7) and state bounds. Over an input limit: 413.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Longest request body, in bytes.

@@ -1,4 +1,4 @@
-//! Errors of the query engine, each mapped to one status code of the contract (PROTOCOL.md §6).
+//! Errors of the query engine, each mapped to one status code of docs/protocol.md §6.
 
 use thiserror::Error;
 
@@ -25,7 +25,7 @@ impl ParseError {
     }
 }
 
-/// Why a request was refused. [`QueryError::status`] gives the contract's status code.
+/// Why a request was refused. [`QueryError::status`] gives its status code.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QueryError {
     /// 400: the command or proc does not parse.

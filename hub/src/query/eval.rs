@@ -1,4 +1,4 @@
-//! Evaluation of a [`Proc`] over the events of one name (PROTOCOL.md §6, "Procs").
+//! Evaluation of a [`Proc`] over the events of one name (docs/protocol.md §6, "Procs").
 //!
 //! A [`PipeState`] holds the state of every stage of one pipeline for one (registration, event
 //! name) pair. Time-driven stages read the event's own timestamp; `absent` alone reads the clock
@@ -412,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn contract_example_table() {
+    fn documented_example_table() {
         assert_eq!(run_values("id", &[1.0, 2.0, 3.0]), [1.0, 2.0, 3.0]);
         assert_eq!(run_values("(- 1) | abs | (* 100)", &[0.0]), [100.0]);
         let out = run_values("mean | (* 100) | [> 50]", &[0.2, 0.9, 1.0]);

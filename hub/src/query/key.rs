@@ -1,4 +1,4 @@
-//! Registration keys (PROTOCOL.md §6): `sha512(bare_jid ‖ 0x00 ‖ proc ‖ 0x00 ‖ regex)` in
+//! Registration keys (docs/protocol.md §6): `sha512(bare_jid ‖ 0x00 ‖ proc ‖ 0x00 ‖ regex)` in
 //! lower-case hex, over the canonical proc and regex texts. The separators keep
 //! (`a`, `bc`) and (`ab`, `c`) apart, which Leela's concatenation did not.
 

@@ -4,7 +4,7 @@
 //! this is the cold path. Patterns live in chunks of [`CHUNK`] with one `RegexSet` each, built
 //! lazily on the first lookup after a chunk changed: adding or deleting one registration
 //! recompiles one chunk of ≤ 256 patterns, never all of them, and small sets stay clear of the
-//! lazy-DFA cliff `RegexSet` shows past ~2,000 patterns (FACTS.md).
+//! lazy-DFA cliff `RegexSet` shows past ~2,000 patterns (docs/performance.md).
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Query engine (issue 4): the Leela query language and the proc language, pure and fast.
+//! Query engine: the Leela query language and the proc language, pure and fast.
 //!
 //! The hub drives one [`Engine`]: [`Engine::handle`] answers a request body with a [`Reply`],
 //! [`Engine::feed`] runs each metric event through the matching registrations, and
@@ -8,7 +8,7 @@
 //! printer, `eval` runs pipelines (with `quantile` for `median`/`percentile`), `matcher`
 //! compiles regexes and finds the registrations matching a new name, `registry` keeps the
 //! registrations, `key` computes keys, `reply` builds the JSON bodies, `engine` ties them
-//! together. The contract is PROTOCOL.md §6; the user manual is `docs/query-language.md`.
+//! together. The wire format is docs/protocol.md §6; the user manual is `docs/query-language.md`.
 
 mod command;
 mod engine;

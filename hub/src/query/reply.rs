@@ -1,5 +1,5 @@
-//! JSON bodies the hub sends (PROTOCOL.md §6): command replies, event messages and dropped
-//! reports. Field order follows the contract. Non-finite numbers (an `inf` from `(/ 0)`)
+//! JSON bodies the hub sends (docs/protocol.md §6): command replies, event messages and dropped
+//! reports. Field order follows docs/protocol.md §6. Non-finite numbers (an `inf` from `(/ 0)`)
 //! cannot be JSON numbers and are sent as `null`.
 
 use serde::Serialize;
@@ -142,7 +142,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn replies_in_contract_shape() {
+    fn replies_in_documented_shape() {
         assert_eq!(
             Reply::ok("SELECT id FROM a;", json!({"key": "k"})).to_json(),
             r#"{"status":200,"results":{"key":"k"},"debug":{"request":"SELECT id FROM a;"}}"#
