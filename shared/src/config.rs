@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::acl::Acl;
 
-/// Exit status for an invalid configuration (`EX_USAGE` from sysexits.h; docs/protocol.md §2).
+/// Exit status for an invalid configuration (`EX_USAGE` from sysexits.h; docs/protocol.md §1).
 pub const EXIT_CONFIG: i32 = 64;
 
 /// Every problem found in a configuration, one line each.
