@@ -1,0 +1,1669 @@
+//! The alert book (sans-IO): every open alert, its series state, silences, acks, history, and
+//! the flood controls between them and the chat. The bot feeds it metric events, collector
+//! signals, chat commands, replies and reactions, each with the hub's clock, and performs the
+//! [`Action`]s it returns (docs/alerts.md).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+
+use jabmon_shared::payload::Severity;
+use serde::{Deserialize, Serialize};
+
+use super::chat::{self, ChatCommand};
+use super::collector::Signal;
+use super::format::{self, Fields, Template};
+use super::rule::{Route, Rule, RuleSpec, Settings};
+use crate::query::{Engine, Limits, Output, Saved};
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Target {
+    /// 1:1 chat with a bare JID.
+    User(String),
+    /// Groupchat to a MUC room's bare JID.
+    Room(String),
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub to: Target,
+    /// One plain-text line (or a few, for listings).
+    pub body: String,
+    /// The stanza id to send it with: replies (XEP-0461) and reactions (XEP-0444) to it are
+    /// mapped back to its alerts.
+    pub id: String,
+}
+
+/// What the bot must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send(Outgoing),
+    /// Persisted state changed: save [`Alerts::save`] with the registrations.
+    Save,
+}
+
+/// Who sent a command, reply or reaction, as the bot established it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sender {
+    /// The bare JID, or the room nickname when the room hides real JIDs.
+    pub who: String,
+    /// Where answers go: the user, or the room the command came from.
+    pub reply_to: Target,
+    /// Whether the hub's ACL lets this sender ack, silence and define rules.
+    pub allowed: bool,
+}
+
+/// An acknowledgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub at: f64,
+}
+
+/// One open alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAlert {
+    /// The short id people type: `ack 12`.
+    pub id: u32,
+    /// The rule's name, or `collector` / `threshold`.
+    pub source: String,
+    /// The event name (or host) it is about.
+    pub series: String,
+    #[serde(with = "severity_text")]
+    pub severity: Severity,
+    /// When the condition began to hold (hub clock).
+    pub since: f64,
+    pub value: Option<f64>,
+    /// The collector's own words, for alerts without rules.
+    pub text: String,
+    pub ack: Option<Ack>,
+    /// Whether its firing message went out (a recovery is told only then).
+    pub announced: bool,
+    /// When it was last told (repeats count from here).
+    pub last_sent: f64,
+    /// Held open because its series flaps.
+    pub flapping: bool,
+    /// While flapping: the condition is currently false.
+    pub ok: bool,
+}
+
+/// A silence: matching alerts send nothing until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: u32,
+    /// A glob (`*` any run, `?` one character) over the series name or the rule name.
+    pub matcher: String,
+    pub until: f64,
+    pub by: String,
+    pub comment: String,
+    pub created: f64,
+}
+
+impl Silence {
+    pub fn matches(&self, source: &str, series: &str) -> bool {
+        glob(&self.matcher, series) || glob(&self.matcher, source)
+    }
+}
+
+/// One line of `history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: f64,
+    pub text: String,
+}
+
+/// A rule defined in chat, saved in the chat syntax.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRule {
+    pub owner: String,
+    pub rule: String,
+}
+
+/// Everything that survives a restart, as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedAlerts {
+    pub open: Vec<OpenAlert>,
+    pub silences: Vec<Silence>,
+    pub rules: Vec<SavedRule>,
+    pub history: Vec<HistoryEntry>,
+    /// Message id → the alerts it told.
+    pub messages: Vec<(String, Vec<u32>)>,
+    pub next_alert: u32,
+    pub next_silence: u32,
+}
+
+mod severity_text {
+    use jabmon_shared::payload::Severity;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
+        let text = String::deserialize(de)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Message ids remembered for replies and reactions.
+pub const MAX_MESSAGES: usize = 1000;
+/// Lines `alerts` lists before "and N more".
+pub const MAX_LISTED: usize = 30;
+
+/// Firing text of collector alerts: `🔥 web1 collector dead (collector) #5`.
+const COLLECTOR_FIRING: &str = "{icon} {host} {text} ({rule}) #{id}";
+/// Recovery text of collector alerts: `✅ web1 collector alive after 3 min (collector)`.
+const COLLECTOR_RESOLVED: &str = "{icon} {host} {text} after {duration} ({rule})";
+
+fn icon(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "🔥",
+        Severity::Warning => "⚠️",
+        Severity::Info => "ℹ️",
+    }
+}
+
+const RESOLVED_ICON: &str = "✅";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Ok,
+    Pending { since: f64 },
+    Firing,
+    Resolving { since: f64 },
+}
+
+#[derive(Debug)]
+struct Series {
+    phase: Phase,
+    /// Hub times of recent opens and resolves (flap detection).
+    flaps: VecDeque<f64>,
+    open: Option<u32>,
+    /// After a restore: false conditions are ignored until then.
+    hold_until: f64,
+}
+
+impl Series {
+    fn new() -> Self {
+        Series {
+            phase: Phase::Ok,
+            flaps: VecDeque::new(),
+            open: None,
+            hold_until: 0.0,
+        }
+    }
+}
+
+/// What a series' condition did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// Opened; the condition began to hold at this event time.
+    Open {
+        held_since: f64,
+    },
+    Resolve,
+}
+
+impl Phase {
+    /// The `for` rule: the condition must hold `for_secs` (event time) to open, and fail as
+    /// long to resolve; with `for_secs` zero both happen at the first event.
+    fn step(&mut self, cond: bool, t: f64, for_secs: f64) -> Option<Step> {
+        match (*self, cond) {
+            (Phase::Ok, true) => {
+                *self = Phase::Pending { since: t };
+                self.step(true, t, for_secs)
+            }
+            (Phase::Pending { since }, true) if t - since >= for_secs => {
+                *self = Phase::Firing;
+                Some(Step::Open { held_since: since })
+            }
+            (Phase::Pending { .. }, false) => {
+                *self = Phase::Ok;
+                None
+            }
+            (Phase::Firing, false) => {
+                *self = Phase::Resolving { since: t };
+                self.step(false, t, for_secs)
+            }
+            (Phase::Resolving { since }, false) if t - since >= for_secs => {
+                *self = Phase::Ok;
+                Some(Step::Resolve)
+            }
+            (Phase::Resolving { .. }, true) => {
+                *self = Phase::Firing;
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Firing,
+    Repeat,
+    Resolved,
+    Flapping,
+    Notice,
+}
+
+#[derive(Debug)]
+struct Item {
+    /// The alert told (none for a notice).
+    id: Option<u32>,
+    icon: &'static str,
+    /// The whole message when it goes alone.
+    line: String,
+    /// Its part in a grouped message.
+    short: String,
+}
+
+#[derive(Debug)]
+struct Batch {
+    source: String,
+    kind: Kind,
+    due: f64,
+    route: Route,
+    items: Vec<Item>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: f64,
+    held: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The rule's query: an output means the condition holds.
+    Condition,
+    /// `SELECT id FROM <regex>`: an output means the event is one of the rule's series.
+    Member,
+}
+
+#[derive(Debug)]
+struct RuleEntry {
+    rule: Rule,
+    condition: String,
+}
+
+/// The alert book. See the module documentation.
+#[derive(Debug)]
+pub struct Alerts {
+    settings: Settings,
+    limits: Limits,
+    engine: Engine,
+    rules: BTreeMap<String, RuleEntry>,
+    roles: HashMap<String, (String, Role)>,
+    series: HashMap<String, HashMap<String, Series>>,
+    open: BTreeMap<u32, OpenAlert>,
+    silences: Vec<Silence>,
+    history: VecDeque<HistoryEntry>,
+    messages: VecDeque<(String, Vec<u32>)>,
+    batches: Vec<Batch>,
+    buckets: HashMap<Target, Bucket>,
+    next_alert: u32,
+    next_silence: u32,
+    next_message: u64,
+    message_prefix: String,
+    scratch: Vec<Output>,
+    dirty: bool,
+}
+
+impl Alerts {
+    /// A book with the rules of `hub.toml`; `now` (the start time) makes message ids unique
+    /// across restarts.
+    pub fn new(
+        settings: Settings,
+        limits: Limits,
+        rules: Vec<Rule>,
+        now: f64,
+    ) -> Result<Alerts, Vec<String>> {
+        let mut book = Alerts {
+            settings,
+            engine: Engine::new(limits.clone()),
+            limits,
+            rules: BTreeMap::new(),
+            roles: HashMap::new(),
+            series: HashMap::new(),
+            open: BTreeMap::new(),
+            silences: Vec::new(),
+            history: VecDeque::new(),
+            messages: VecDeque::new(),
+            batches: Vec::new(),
+            buckets: HashMap::new(),
+            next_alert: 1,
+            next_silence: 1,
+            next_message: 0,
+            message_prefix: format!("jabmon-alert-{:x}", now.max(0.0) as u64),
+            scratch: Vec::new(),
+            dirty: false,
+        };
+        let problems: Vec<String> = rules
+            .into_iter()
+            .filter_map(|r| book.add_rule(r).err())
+            .collect();
+        if problems.is_empty() {
+            Ok(book)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The rules, by name.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.values().map(|e| &e.rule)
+    }
+
+    /// The open alerts, by id.
+    pub fn open_alerts(&self) -> impl Iterator<Item = &OpenAlert> {
+        self.open.values()
+    }
+
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Rules `owner` defined in chat (to count against their limits).
+    pub fn rules_of(&self, owner: &str) -> usize {
+        self.rules()
+            .filter(|r| r.owner.as_deref() == Some(owner))
+            .count()
+    }
+
+    fn add_rule(&mut self, rule: Rule) -> Result<(), String> {
+        let name = rule.name.clone();
+        let condition = self
+            .engine
+            .restore(&Saved {
+                user: format!("alert:{name}"),
+                cmd: rule.query(),
+                key: String::new(),
+            })
+            .map_err(|e| format!("alert `{name}`: query: {e}"))?;
+        let member = self
+            .engine
+            .restore(&Saved {
+                user: format!("alert-member:{name}"),
+                cmd: format!("SELECT id FROM {};", rule.regex),
+                key: String::new(),
+            })
+            .map_err(|e| format!("alert `{name}`: query: {e}"))?;
+        self.roles
+            .insert(condition, (name.clone(), Role::Condition));
+        self.roles.insert(member, (name.clone(), Role::Member));
+        let condition = rule.condition();
+        self.rules.insert(name, RuleEntry { rule, condition });
+        Ok(())
+    }
+
+    /// Removes a rule, its series and its open alerts (told in the history only).
+    fn remove_rule(&mut self, name: &str, now: f64) {
+        self.engine.delete_all(&format!("alert:{name}"));
+        self.engine.delete_all(&format!("alert-member:{name}"));
+        self.roles.retain(|_, (rule, _)| rule != name);
+        self.rules.remove(name);
+        self.series.remove(name);
+        let ids: Vec<u32> = self
+            .open
+            .values()
+            .filter(|a| a.source == name)
+            .map(|a| a.id)
+            .collect();
+        for id in &ids {
+            self.open.remove(id);
+        }
+        self.batches.retain(|b| b.source != name);
+        if !ids.is_empty() {
+            self.record(
+                now,
+                format!("rule {name} removed with {} open alerts", ids.len()),
+            );
+        }
+        self.dirty = true;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inputs
+
+    /// One metric event (the same the query engine is fed), with the hub's clock.
+    pub fn on_metric(&mut self, name: &str, timestamp: f64, value: f64, now: f64) -> Vec<Action> {
+        self.scratch.clear();
+        self.engine.feed(name, timestamp, value, &mut self.scratch);
+        if self.scratch.is_empty() {
+            return Vec::new();
+        }
+        let outputs = std::mem::take(&mut self.scratch);
+        // Per rule: (is a member, the condition's value).
+        let mut seen: Vec<(String, bool, Option<f64>)> = Vec::new();
+        for o in &outputs {
+            let Some((rule, role)) = self.roles.get(&*o.key) else {
+                continue;
+            };
+            let slot = match seen.iter().position(|(r, ..)| r == rule) {
+                Some(i) => i,
+                None => {
+                    seen.push((rule.clone(), false, None));
+                    seen.len() - 1
+                }
+            };
+            match role {
+                Role::Member => seen[slot].1 = true,
+                Role::Condition => seen[slot].2 = Some(o.value),
+            }
+        }
+        self.scratch = outputs;
+        for (rule, member, cond) in seen {
+            if member || cond.is_some() {
+                self.observe(&rule, name, cond, timestamp, value, now);
+            }
+        }
+        self.finish(now, Vec::new())
+    }
+
+    /// A collector signal (see [`super::collector`]).
+    pub fn on_collector(&mut self, signal: Signal, now: f64) -> Vec<Action> {
+        match signal {
+            Signal::Open {
+                source,
+                series,
+                severity,
+                value,
+                text,
+            } => {
+                let entry = self.series_entry(source, &series);
+                match entry.open {
+                    Some(id) => {
+                        if let Some(a) = self.open.get_mut(&id) {
+                            a.value = value.or(a.value);
+                            if severity_rank(severity) > severity_rank(a.severity) {
+                                a.severity = severity;
+                                a.text = text;
+                            }
+                            a.ok = false;
+                        }
+                    }
+                    None => self.transition_open(source, &series, severity, now, value, text, now),
+                }
+            }
+            Signal::Resolve {
+                source,
+                series,
+                value,
+                text,
+            } => self.transition_resolve(source, &series, value, text, now),
+            Signal::Notice {
+                source,
+                series,
+                text,
+            } => {
+                let line = format!("ℹ️ {series} {text} ({source})");
+                self.record(now, line.clone());
+                let route = self.settings.collector_route.clone();
+                self.enqueue(
+                    Kind::Notice,
+                    source,
+                    route,
+                    Item {
+                        id: None,
+                        icon: "ℹ️",
+                        line,
+                        short: format!("{series} {text}"),
+                    },
+                    now,
+                );
+            }
+        }
+        self.finish(now, Vec::new())
+    }
+
+    /// The clock: `absent` rules, expired silences, the end of flapping, repeats, grouped
+    /// messages that are due and rate-limit reports. Call it every second or so.
+    pub fn tick(&mut self, now: f64) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.scratch.clear();
+        self.engine.tick(now, &mut self.scratch);
+        let outputs = std::mem::take(&mut self.scratch);
+        for o in &outputs {
+            if let Some((rule, Role::Condition)) = self.roles.get(&*o.key).cloned() {
+                self.observe(&rule, &o.name, Some(o.value), now, o.value, now);
+            }
+        }
+        self.scratch = outputs;
+        let before = self.silences.len();
+        let expired: Vec<Silence> = self
+            .silences
+            .iter()
+            .filter(|s| s.until <= now)
+            .cloned()
+            .collect();
+        self.silences.retain(|s| s.until > now);
+        for s in expired {
+            self.record(
+                now,
+                format!("🔔 silence s{} on {} expired", s.id, s.matcher),
+            );
+        }
+        if self.silences.len() != before {
+            self.dirty = true;
+            self.announce_unsilenced(now);
+        }
+        self.end_flapping(now);
+        self.repeats(now);
+        self.report_held(now, &mut out);
+        self.series.retain(|_, m| {
+            m.retain(|_, s| {
+                !(s.phase == Phase::Ok
+                    && s.open.is_none()
+                    && s.flaps.back().is_none_or(|t| *t < now - 86_400.0))
+            });
+            !m.is_empty()
+        });
+        self.finish(now, out)
+    }
+
+    /// A chat command from `sender`.
+    pub fn on_command(&mut self, sender: &Sender, cmd: ChatCommand, now: f64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mutating = matches!(
+            cmd,
+            ChatCommand::Define(_)
+                | ChatCommand::Drop { .. }
+                | ChatCommand::Ack { .. }
+                | ChatCommand::Silence { .. }
+                | ChatCommand::Unsilence { .. }
+        );
+        if mutating && !sender.allowed {
+            self.refuse(sender, &mut out);
+            return self.finish(now, out);
+        }
+        match cmd {
+            ChatCommand::Define(spec) => {
+                let text = self.define(sender, &spec, now);
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Drop { name } => {
+                let text = match self.rules.get(&name).map(|e| e.rule.owner.clone()) {
+                    None => format!("❌ no rule named {name}"),
+                    Some(None) => format!("❌ rule {name} comes from hub.toml and stays"),
+                    Some(Some(owner)) if owner != sender.who => {
+                        format!("❌ rule {name} belongs to {owner}")
+                    }
+                    Some(Some(_)) => {
+                        self.remove_rule(&name, now);
+                        format!("🗑 rule {name} dropped")
+                    }
+                };
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Rules => {
+                let text = self.list_rules();
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Ack { ids } => self.ack(sender, &ids, now, true, &mut out),
+            ChatCommand::Silence {
+                secs,
+                matcher,
+                comment,
+            } => {
+                let text = self.silence(sender, secs, matcher, comment, now);
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Unsilence { id } => {
+                let text = match self.silences.iter().position(|s| s.id == id) {
+                    None => format!("❌ no silence s{id}"),
+                    Some(i) => {
+                        let s = self.silences.remove(i);
+                        let text = format!(
+                            "🔔 silence s{id} on {} removed by {}",
+                            s.matcher, sender.who
+                        );
+                        self.record(now, text.clone());
+                        self.dirty = true;
+                        self.announce_unsilenced(now);
+                        text
+                    }
+                };
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Silences => {
+                let text = self.list_silences(now);
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::Alerts => {
+                let text = self.list_open(now);
+                self.reply(sender, text, &mut out);
+            }
+            ChatCommand::History { count } => {
+                let text = self.list_history(count, now);
+                self.reply(sender, text, &mut out);
+            }
+        }
+        self.finish(now, out)
+    }
+
+    /// A reply (XEP-0461) to message `message_id`: acks the alerts that message told. `None`
+    /// when the message was not an alert (the caller handles the reply as usual).
+    pub fn on_reply(&mut self, sender: &Sender, message_id: &str, now: f64) -> Option<Vec<Action>> {
+        let ids = self.message_alerts(message_id)?;
+        let mut out = Vec::new();
+        if sender.allowed {
+            self.ack(sender, &ids, now, false, &mut out);
+        } else {
+            self.refuse(sender, &mut out);
+        }
+        Some(self.finish(now, out))
+    }
+
+    /// A reaction (XEP-0444) to message `message_id`: any reaction acks the alerts that
+    /// message told; an empty set (reactions withdrawn) changes nothing. `None` when the
+    /// message was not an alert.
+    pub fn on_reaction(
+        &mut self,
+        sender: &Sender,
+        message_id: &str,
+        reactions: &[String],
+        now: f64,
+    ) -> Option<Vec<Action>> {
+        if reactions.is_empty() {
+            return self.message_alerts(message_id).map(|_| Vec::new());
+        }
+        self.on_reply(sender, message_id, now)
+    }
+
+    /// A room gave our message `our_id` the stanza id `room_id` (XEP-0359, in the reflected
+    /// copy): replies and reactions in rooms refer to that one.
+    pub fn note_stanza_id(&mut self, our_id: &str, room_id: &str) {
+        if let Some(ids) = self.message_alerts(our_id) {
+            self.remember(room_id.to_owned(), ids);
+        }
+    }
+
+    fn message_alerts(&self, message_id: &str) -> Option<Vec<u32>> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|(m, _)| m == message_id)
+            .map(|(_, ids)| ids.clone())
+    }
+
+    fn remember(&mut self, message_id: String, ids: Vec<u32>) {
+        if self.messages.len() >= MAX_MESSAGES {
+            self.messages.pop_front();
+        }
+        self.messages.push_back((message_id, ids));
+        self.dirty = true;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Persistence
+
+    /// The state to keep across a restart.
+    pub fn save(&self) -> SavedAlerts {
+        SavedAlerts {
+            open: self.open.values().cloned().collect(),
+            silences: self.silences.clone(),
+            rules: self
+                .rules()
+                .filter_map(|r| {
+                    r.owner.as_ref().map(|owner| SavedRule {
+                        owner: owner.clone(),
+                        rule: r.to_chat(),
+                    })
+                })
+                .collect(),
+            history: self.history.iter().cloned().collect(),
+            messages: self.messages.iter().cloned().collect(),
+            next_alert: self.next_alert,
+            next_silence: self.next_silence,
+        }
+    }
+
+    /// Takes back saved state at start-up without telling anything again: open alerts stay
+    /// open (and are not resolved for `restore_grace`, while pipelines refill), their repeat
+    /// clock restarts at `now`. Returns what could not be restored (rules that no longer
+    /// parse, alerts of rules that are gone).
+    pub fn restore(&mut self, saved: SavedAlerts, now: f64) -> Vec<String> {
+        let mut problems = Vec::new();
+        for r in saved.rules {
+            let spec = match chat::parse(&r.rule, &self.limits) {
+                Some(Ok(ChatCommand::Define(spec))) => spec,
+                Some(Err(e)) => {
+                    problems.push(format!("saved rule of {}: {e}", r.owner));
+                    continue;
+                }
+                _ => {
+                    problems.push(format!("saved rule of {}: not a rule", r.owner));
+                    continue;
+                }
+            };
+            if self.rules.contains_key(&spec.name) {
+                problems.push(format!(
+                    "saved rule {} of {}: the name is taken",
+                    spec.name, r.owner
+                ));
+                continue;
+            }
+            match spec.validate(Some(&r.owner), &self.settings, &self.limits) {
+                Ok(rule) => {
+                    if let Err(e) = self.add_rule(rule) {
+                        problems.push(e);
+                    }
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
+        let mut next = saved.next_alert.max(1);
+        for mut a in saved.open {
+            let known = self.rules.contains_key(&a.source)
+                || [super::collector::COLLECTOR, super::collector::THRESHOLD]
+                    .contains(&a.source.as_str());
+            if !known {
+                problems.push(format!(
+                    "open alert #{} of rule {}: the rule is gone",
+                    a.id, a.source
+                ));
+                continue;
+            }
+            next = next.max(a.id + 1);
+            a.last_sent = now;
+            let grace = self.settings.restore_grace_secs;
+            let entry = self.series_entry(&a.source, &a.series);
+            entry.phase = Phase::Firing;
+            entry.open = Some(a.id);
+            entry.hold_until = now + grace;
+            if a.flapping {
+                entry.flaps.push_back(now);
+            }
+            self.open.insert(a.id, a);
+        }
+        self.silences = saved
+            .silences
+            .into_iter()
+            .filter(|s| s.until > now)
+            .collect();
+        self.next_silence = saved
+            .next_silence
+            .max(self.silences.iter().map(|s| s.id + 1).max().unwrap_or(1));
+        self.next_alert = next;
+        self.history = saved.history.into_iter().collect();
+        while self.history.len() > self.settings.history {
+            self.history.pop_front();
+        }
+        self.messages = saved.messages.into_iter().collect();
+        while self.messages.len() > MAX_MESSAGES {
+            self.messages.pop_front();
+        }
+        problems
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Series and transitions
+
+    fn series_entry(&mut self, source: &str, series: &str) -> &mut Series {
+        if !self.series.contains_key(source) {
+            self.series.insert(source.to_owned(), HashMap::new());
+        }
+        let map = self.series.get_mut(source).expect("inserted above");
+        if !map.contains_key(series) {
+            map.insert(series.to_owned(), Series::new());
+        }
+        map.get_mut(series).expect("inserted above")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe(&mut self, rule: &str, name: &str, cond: Option<f64>, t: f64, raw: f64, now: f64) {
+        let Some(entry) = self.rules.get(rule) else {
+            return;
+        };
+        let (for_secs, severity) = (entry.rule.for_secs, entry.rule.severity);
+        let exists = self.series.get(rule).is_some_and(|m| m.contains_key(name));
+        if cond.is_none() && !exists {
+            return;
+        }
+        let s = self.series_entry(rule, name);
+        if cond.is_none() && now < s.hold_until {
+            return;
+        }
+        match s.phase.step(cond.is_some(), t, for_secs) {
+            Some(Step::Open { held_since }) => {
+                let since = (now - (t - held_since).max(0.0)).min(now);
+                let value = cond.unwrap_or(raw);
+                self.transition_open(rule, name, severity, since, Some(value), String::new(), now);
+            }
+            Some(Step::Resolve) => {
+                self.transition_resolve(rule, name, Some(raw), String::new(), now);
+            }
+            None => {
+                if let (Some(v), Some(id)) = (cond, s.open) {
+                    if let Some(a) = self.open.get_mut(&id) {
+                        a.value = Some(v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a change of `series`; true when it makes the series flap.
+    fn flap(&mut self, source: &str, series: &str, now: f64) -> bool {
+        let (window, max) = (self.settings.flap_window_secs, self.settings.flap_changes);
+        let s = self.series_entry(source, series);
+        s.flaps.push_back(now);
+        while s.flaps.front().is_some_and(|t| *t < now - window) {
+            s.flaps.pop_front();
+        }
+        s.flaps.len() > max
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transition_open(
+        &mut self,
+        source: &str,
+        series: &str,
+        severity: Severity,
+        since: f64,
+        value: Option<f64>,
+        text: String,
+        now: f64,
+    ) {
+        let flapping = self.flap(source, series, now);
+        if let Some(id) = self.series_entry(source, series).open {
+            // Held open by flapping: the condition holds again.
+            if let Some(a) = self.open.get_mut(&id) {
+                a.ok = false;
+                a.value = value.or(a.value);
+            }
+            return;
+        }
+        let id = self.next_alert;
+        self.next_alert += 1;
+        self.series_entry(source, series).open = Some(id);
+        let alert = OpenAlert {
+            id,
+            source: source.to_owned(),
+            series: series.to_owned(),
+            severity,
+            since,
+            value,
+            text,
+            ack: None,
+            announced: false,
+            last_sent: now,
+            flapping: false,
+            ok: false,
+        };
+        let line = self.render(&alert, false, now);
+        self.record(now, line.clone());
+        self.open.insert(id, alert);
+        self.dirty = true;
+        if flapping {
+            self.start_flapping(id, now);
+        } else {
+            let item = self.item(id, false, now);
+            let route = self.route_of(source);
+            self.enqueue(Kind::Firing, source, route, item, now);
+        }
+    }
+
+    fn transition_resolve(
+        &mut self,
+        source: &str,
+        series: &str,
+        value: Option<f64>,
+        text: String,
+        now: f64,
+    ) {
+        let Some(id) = self
+            .series
+            .get(source)
+            .and_then(|m| m.get(series))
+            .and_then(|s| s.open)
+        else {
+            return;
+        };
+        let flapping = self.flap(source, series, now);
+        let Some(a) = self.open.get_mut(&id) else {
+            return;
+        };
+        a.value = value.or(a.value);
+        if !text.is_empty() {
+            a.text = text;
+        }
+        if a.flapping {
+            a.ok = true;
+            return;
+        }
+        if flapping {
+            a.ok = true;
+            self.start_flapping(id, now);
+            return;
+        }
+        self.close(id, now);
+    }
+
+    /// Closes alert `id` and tells its recovery if its firing was told.
+    fn close(&mut self, id: u32, now: f64) {
+        let Some(a) = self.open.remove(&id) else {
+            return;
+        };
+        if let Some(s) = self
+            .series
+            .get_mut(&a.source)
+            .and_then(|m| m.get_mut(&a.series))
+        {
+            s.open = None;
+        }
+        let line = self.render(&a, true, now);
+        self.record(now, line.clone());
+        self.dirty = true;
+        if a.announced && !self.silenced(&a.source, &a.series, now) {
+            let route = self.route_of(&a.source);
+            let (host, metric) = format::split_series(&a.series);
+            self.enqueue(
+                Kind::Resolved,
+                &a.source,
+                route,
+                Item {
+                    id: Some(id),
+                    icon: RESOLVED_ICON,
+                    line,
+                    short: format!("{host} {metric}").trim().to_owned(),
+                },
+                now,
+            );
+        }
+    }
+
+    fn start_flapping(&mut self, id: u32, now: f64) {
+        let Some(a) = self.open.get_mut(&id) else {
+            return;
+        };
+        a.flapping = true;
+        let (host, metric) = format::split_series(&a.series);
+        let short = format!("{host} {metric}").trim().to_owned();
+        let line = format!(
+            "🔁 {short} is flapping: more than {} changes in {}; held open until it settles ({}) #{id}",
+            self.settings.flap_changes,
+            format::duration(self.settings.flap_window_secs),
+            a.source
+        );
+        let source = a.source.clone();
+        self.record(now, line.clone());
+        self.dirty = true;
+        let route = self.route_of(&source);
+        self.enqueue(
+            Kind::Flapping,
+            &source,
+            route,
+            Item {
+                id: Some(id),
+                icon: "🔁",
+                line,
+                short,
+            },
+            now,
+        );
+    }
+
+    /// Series quiet for a whole flap window stop flapping: the alert closes if the condition
+    /// is false, and is told again as firing if it holds.
+    fn end_flapping(&mut self, now: f64) {
+        let window = self.settings.flap_window_secs;
+        let settled: Vec<(u32, bool)> = self
+            .open
+            .values()
+            .filter(|a| a.flapping)
+            .filter(|a| {
+                self.series
+                    .get(&a.source)
+                    .and_then(|m| m.get(&a.series))
+                    .and_then(|s| s.flaps.back())
+                    .is_none_or(|t| *t < now - window)
+            })
+            .map(|a| (a.id, a.ok))
+            .collect();
+        for (id, ok) in settled {
+            if let Some(a) = self.open.get_mut(&id) {
+                a.flapping = false;
+                a.announced = true;
+            }
+            self.dirty = true;
+            if ok {
+                self.close(id, now);
+            } else {
+                let source = self.open[&id].source.clone();
+                let item = self.item(id, false, now);
+                let route = self.route_of(&source);
+                self.enqueue(Kind::Firing, &source, route, item, now);
+            }
+        }
+    }
+
+    fn repeats(&mut self, now: f64) {
+        let due: Vec<u32> = self
+            .open
+            .values()
+            .filter(|a| a.announced && a.ack.is_none() && !a.flapping && !a.ok)
+            .filter(|a| {
+                self.repeat_of(&a.source)
+                    .is_some_and(|r| now - a.last_sent >= r)
+            })
+            .filter(|a| !self.silenced(&a.source, &a.series, now))
+            .map(|a| a.id)
+            .collect();
+        for id in due {
+            let source = self.open[&id].source.clone();
+            self.open.get_mut(&id).expect("listed above").last_sent = now;
+            let item = self.item(id, false, now);
+            let route = self.route_of(&source);
+            self.enqueue(Kind::Repeat, &source, route, item, now);
+        }
+    }
+
+    /// Open alerts never told (they opened under a silence) are told once no silence covers
+    /// them.
+    fn announce_unsilenced(&mut self, now: f64) {
+        let pending: Vec<u32> = self
+            .open
+            .values()
+            .filter(|a| !a.announced && !a.flapping && !a.ok)
+            .filter(|a| !self.silenced(&a.source, &a.series, now))
+            .filter(|a| {
+                !self
+                    .batches
+                    .iter()
+                    .any(|b| b.items.iter().any(|i| i.id == Some(a.id)))
+            })
+            .map(|a| a.id)
+            .collect();
+        for id in pending {
+            let source = self.open[&id].source.clone();
+            let item = self.item(id, false, now);
+            let route = self.route_of(&source);
+            self.enqueue(Kind::Firing, &source, route, item, now);
+        }
+    }
+
+    fn silenced(&self, source: &str, series: &str, now: f64) -> bool {
+        self.silences
+            .iter()
+            .any(|s| s.until > now && s.matches(source, series))
+    }
+
+    fn route_of(&self, source: &str) -> Route {
+        match self.rules.get(source) {
+            Some(e) => e.rule.route.clone(),
+            None => self.settings.collector_route.clone(),
+        }
+    }
+
+    fn repeat_of(&self, source: &str) -> Option<f64> {
+        match self.rules.get(source) {
+            Some(e) => e.rule.repeat_secs,
+            None => self.settings.default_repeat_secs,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Rendering
+
+    fn fields(&self, a: &OpenAlert, resolved: bool, now: f64) -> Fields {
+        let (host, metric) = format::split_series(&a.series);
+        let rule = self.rules.get(&a.source);
+        let unit = rule.map_or("", |e| e.rule.unit.as_str());
+        Fields {
+            icon: if resolved {
+                RESOLVED_ICON
+            } else {
+                icon(a.severity)
+            }
+            .to_owned(),
+            host: host.to_owned(),
+            metric,
+            name: a.series.clone(),
+            value: a
+                .value
+                .map(|v| format::value_with_unit(v, unit))
+                .unwrap_or_default(),
+            condition: rule.map(|e| e.condition.clone()).unwrap_or_default(),
+            rule: a.source.clone(),
+            severity: a.severity.to_string(),
+            duration: format::duration(now - a.since),
+            id: a.id.to_string(),
+            text: a.text.clone(),
+        }
+    }
+
+    fn render(&self, a: &OpenAlert, resolved: bool, now: f64) -> String {
+        let fields = self.fields(a, resolved, now);
+        match self.rules.get(&a.source) {
+            Some(e) if resolved => e.rule.resolved.render(&fields),
+            Some(e) => e.rule.firing.render(&fields),
+            None => Template::parse(if resolved {
+                COLLECTOR_RESOLVED
+            } else {
+                COLLECTOR_FIRING
+            })
+            .expect("the collector templates parse")
+            .render(&fields),
+        }
+    }
+
+    fn item(&self, id: u32, resolved: bool, now: f64) -> Item {
+        let a = &self.open[&id];
+        let f = self.fields(a, resolved, now);
+        let short = if self.rules.contains_key(&a.source) {
+            format!("{} {} {}", f.host, f.metric, f.value)
+        } else {
+            format!("{} {}", f.host, f.text)
+        };
+        Item {
+            id: Some(id),
+            icon: icon(a.severity),
+            line: self.render(a, resolved, now),
+            short: short.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Flood control: grouping and per-target rate limits
+
+    fn enqueue(&mut self, kind: Kind, source: &str, route: Route, item: Item, now: f64) {
+        if let Some(b) = self
+            .batches
+            .iter_mut()
+            .find(|b| b.kind == kind && b.source == source)
+        {
+            b.items.push(item);
+            return;
+        }
+        self.batches.push(Batch {
+            source: source.to_owned(),
+            kind,
+            due: now + self.settings.group_wait_secs,
+            route,
+            items: vec![item],
+        });
+    }
+
+    /// Sends the batches that are due, then queues `Save` if anything persisted changed.
+    fn finish(&mut self, now: f64, mut out: Vec<Action>) -> Vec<Action> {
+        let (due, wait): (Vec<Batch>, Vec<Batch>) =
+            self.batches.drain(..).partition(|b| b.due <= now);
+        self.batches = wait;
+        for batch in due {
+            self.flush(batch, now, &mut out);
+        }
+        if self.dirty {
+            self.dirty = false;
+            out.push(Action::Save);
+        }
+        out
+    }
+
+    fn flush(&mut self, mut batch: Batch, now: f64, out: &mut Vec<Action>) {
+        // What changed while the batch waited: resolved, acked or silenced alerts drop out.
+        batch.items.retain(|item| {
+            let Some(id) = item.id else { return true };
+            match (batch.kind, self.open.get(&id)) {
+                // Resolutions were decided when they were queued.
+                (Kind::Resolved, _) => true,
+                (_, None) => false,
+                (Kind::Repeat, Some(a)) => {
+                    a.ack.is_none() && !self.silenced(&a.source, &a.series, now)
+                }
+                (_, Some(a)) => !self.silenced(&a.source, &a.series, now),
+            }
+        });
+        if batch.items.is_empty() {
+            return;
+        }
+        let ids: Vec<u32> = batch.items.iter().filter_map(|i| i.id).collect();
+        if matches!(batch.kind, Kind::Firing | Kind::Flapping | Kind::Repeat) {
+            for id in &ids {
+                if let Some(a) = self.open.get_mut(id) {
+                    a.announced = true;
+                    a.last_sent = now;
+                }
+            }
+            self.dirty = true;
+        }
+        let body = if batch.items.len() == 1 {
+            batch.items.remove(0).line
+        } else {
+            self.grouped(&batch)
+        };
+        let targets = targets(&batch.route);
+        for to in targets {
+            self.send_limited(to, body.clone(), &ids, now, out);
+        }
+    }
+
+    fn grouped(&self, batch: &Batch) -> String {
+        let n = batch.items.len();
+        let shown = self.settings.group_names.min(n);
+        let mut names: Vec<&str> = batch.items[..shown]
+            .iter()
+            .map(|i| i.short.as_str())
+            .collect();
+        let more;
+        if n > shown {
+            more = format!("and {} more", n - shown);
+            names.push(&more);
+        }
+        let list = if n > shown {
+            let (last, rest) = names.split_last().expect("not empty");
+            format!("{} {last}", rest.join(", "))
+        } else {
+            names.join(", ")
+        };
+        let icon = batch.items[0].icon;
+        let what = match batch.kind {
+            Kind::Firing => "firing",
+            Kind::Repeat => "still firing",
+            Kind::Resolved => "resolved",
+            Kind::Flapping => "flapping",
+            Kind::Notice => "notices",
+        };
+        let ids: Vec<u32> = batch.items.iter().filter_map(|i| i.id).collect();
+        let span = id_span(&ids);
+        let mut text = format!("{icon} {n} {what} ({}): {list}", batch.source);
+        if !span.is_empty() && batch.kind != Kind::Resolved {
+            let _ = write!(text, " {span}");
+        }
+        text
+    }
+
+    fn next_id(&mut self) -> String {
+        self.next_message += 1;
+        format!("{}-{}", self.message_prefix, self.next_message)
+    }
+
+    /// One alert message to one target, under the target's token bucket; what the bucket
+    /// refuses is counted and reported once it refills.
+    fn send_limited(
+        &mut self,
+        to: Target,
+        body: String,
+        ids: &[u32],
+        now: f64,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.take_token(&to, now) {
+            self.buckets
+                .get_mut(&to)
+                .expect("created by take_token")
+                .held += 1;
+            return;
+        }
+        let id = self.next_id();
+        if !ids.is_empty() {
+            self.remember(id.clone(), ids.to_vec());
+        }
+        out.push(Action::Send(Outgoing { to, body, id }));
+    }
+
+    fn take_token(&mut self, to: &Target, now: f64) -> bool {
+        let rate = self.settings.route_per_minute as f64 / 60.0;
+        let burst = self.settings.route_burst as f64;
+        let b = self.buckets.entry(to.clone()).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+            held: 0,
+        });
+        b.tokens = (b.tokens + (now - b.last).max(0.0) * rate).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn report_held(&mut self, now: f64, out: &mut Vec<Action>) {
+        let held: Vec<Target> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.held > 0)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for to in held {
+            if !self.take_token(&to, now) {
+                continue;
+            }
+            let n = std::mem::take(&mut self.buckets.get_mut(&to).expect("listed").held);
+            let body = format!(
+                "⏸ {n} alert messages here were held back by the rate limit ({} per minute); `alerts` lists what is open",
+                self.settings.route_per_minute
+            );
+            let id = self.next_id();
+            out.push(Action::Send(Outgoing { to, body, id }));
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands
+
+    fn reply(&mut self, sender: &Sender, body: String, out: &mut Vec<Action>) {
+        let id = self.next_id();
+        out.push(Action::Send(Outgoing {
+            to: sender.reply_to.clone(),
+            body,
+            id,
+        }));
+    }
+
+    fn refuse(&mut self, sender: &Sender, out: &mut Vec<Action>) {
+        let text = format!(
+            "⛔ {} may not ack, silence or define alerts: only the hub's users and admins may",
+            sender.who
+        );
+        self.reply(sender, text, out);
+    }
+
+    fn record(&mut self, now: f64, text: String) {
+        if self.history.len() >= self.settings.history {
+            self.history.pop_front();
+        }
+        self.history.push_back(HistoryEntry { at: now, text });
+    }
+
+    fn ack(
+        &mut self,
+        sender: &Sender,
+        ids: &[u32],
+        now: f64,
+        explicit: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let mut acked = Vec::new();
+        let mut problems = Vec::new();
+        for &id in ids {
+            match self.open.get_mut(&id) {
+                None if explicit => problems.push(format!("#{id} is not open")),
+                None => {}
+                Some(a) => match &a.ack {
+                    Some(ack) => problems.push(format!("#{id} was acked by {}", ack.by)),
+                    None => {
+                        a.ack = Some(Ack {
+                            by: sender.who.clone(),
+                            at: now,
+                        });
+                        acked.push(id);
+                    }
+                },
+            }
+        }
+        if acked.is_empty() {
+            let text = if problems.is_empty() {
+                "nothing to ack: those alerts are closed".to_owned()
+            } else {
+                format!("❌ {}", problems.join("; "))
+            };
+            self.reply(sender, text, out);
+            return;
+        }
+        self.dirty = true;
+        let text = if let [id] = acked[..] {
+            let a = &self.open[&id];
+            let (host, metric) = format::split_series(&a.series);
+            format!(
+                "👀 {} acked #{id} {host} {metric} ({})",
+                sender.who, a.source
+            )
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+        } else {
+            let list: Vec<String> = acked.iter().map(|id| format!("#{id}")).collect();
+            format!(
+                "👀 {} acked {} alerts: {}",
+                sender.who,
+                acked.len(),
+                list.join(", ")
+            )
+        };
+        let text = if problems.is_empty() {
+            text
+        } else {
+            format!("{text} ({})", problems.join("; "))
+        };
+        self.record(now, text.clone());
+        let mut to: Vec<Target> = acked
+            .iter()
+            .flat_map(|id| targets(&self.route_of(&self.open[id].source)))
+            .collect();
+        to.push(sender.reply_to.clone());
+        to.sort();
+        to.dedup();
+        for t in to {
+            let id = self.next_id();
+            out.push(Action::Send(Outgoing {
+                to: t,
+                body: text.clone(),
+                id,
+            }));
+        }
+    }
+
+    fn silence(
+        &mut self,
+        sender: &Sender,
+        secs: f64,
+        matcher: String,
+        comment: String,
+        now: f64,
+    ) -> String {
+        if secs > self.settings.max_silence_secs {
+            return format!(
+                "❌ a silence may last at most {}",
+                format::duration(self.settings.max_silence_secs)
+            );
+        }
+        let id = self.next_silence;
+        self.next_silence += 1;
+        let s = Silence {
+            id,
+            matcher,
+            until: now + secs,
+            by: sender.who.clone(),
+            comment,
+            created: now,
+        };
+        let matching = self
+            .open
+            .values()
+            .filter(|a| s.matches(&a.source, &a.series))
+            .count();
+        let mut text = format!(
+            "🔕 silence s{id} on {} for {} by {} ({matching} open alerts match)",
+            s.matcher,
+            format::duration(secs),
+            s.by
+        );
+        if !s.comment.is_empty() {
+            let _ = write!(text, ": {}", s.comment);
+        }
+        self.record(now, text.clone());
+        self.silences.push(s);
+        self.dirty = true;
+        text
+    }
+
+    fn define(&mut self, sender: &Sender, spec: &RuleSpec, now: f64) -> String {
+        let rule = match spec.validate(Some(&sender.who), &self.settings, &self.limits) {
+            Ok(rule) => rule,
+            Err(p) => return format!("❌ {}", p.join("; ")),
+        };
+        let replacing = match self.rules.get(&rule.name).map(|e| e.rule.owner.clone()) {
+            Some(None) => return format!("❌ rule {} comes from hub.toml", rule.name),
+            Some(Some(owner)) if owner != sender.who => {
+                return format!("❌ rule {} belongs to {owner}", rule.name)
+            }
+            Some(Some(_)) => true,
+            None => false,
+        };
+        if !replacing && self.rules_of(&sender.who) >= self.settings.max_rules_per_user {
+            return format!(
+                "❌ too many rules: the limit is {} per user",
+                self.settings.max_rules_per_user
+            );
+        }
+        if replacing {
+            self.remove_rule(&rule.name, now);
+        }
+        let text = format!("📝 rule {} saved: {}", rule.name, rule.to_chat());
+        if let Err(e) = self.add_rule(rule) {
+            return format!("❌ {e}");
+        }
+        self.record(now, text.clone());
+        self.dirty = true;
+        text
+    }
+
+    fn list_rules(&self) -> String {
+        if self.rules.is_empty() {
+            return "No alert rules.".to_owned();
+        }
+        self.rules()
+            .map(|r| match &r.owner {
+                None => format!("{} (hub.toml)", r.to_chat()),
+                Some(o) => format!("{} (by {o})", r.to_chat()),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn list_open(&self, now: f64) -> String {
+        if self.open.is_empty() {
+            return "No open alerts.".to_owned();
+        }
+        let mut lines: Vec<String> = self
+            .open
+            .values()
+            .take(MAX_LISTED)
+            .map(|a| {
+                let f = self.fields(a, false, now);
+                let mut line = format!("#{} {} {} {} {}", a.id, f.icon, f.host, f.metric, f.value);
+                if f.metric.is_empty() {
+                    let _ = write!(line, " {}", f.text);
+                }
+                let _ = write!(line, " ({}) for {}", a.source, f.duration);
+                if let Some(ack) = &a.ack {
+                    let _ = write!(line, " · acked by {}", ack.by);
+                }
+                if self.silenced(&a.source, &a.series, now) {
+                    line.push_str(" · silenced");
+                }
+                if a.flapping {
+                    line.push_str(" · flapping");
+                }
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        if self.open.len() > MAX_LISTED {
+            lines.push(format!("… and {} more", self.open.len() - MAX_LISTED));
+        }
+        lines.join("\n")
+    }
+
+    fn list_silences(&self, now: f64) -> String {
+        let active: Vec<String> = self
+            .silences
+            .iter()
+            .filter(|s| s.until > now)
+            .map(|s| {
+                let mut line = format!(
+                    "s{} {} for {} more, by {}",
+                    s.id,
+                    s.matcher,
+                    format::duration(s.until - now),
+                    s.by
+                );
+                if !s.comment.is_empty() {
+                    let _ = write!(line, ": {}", s.comment);
+                }
+                line
+            })
+            .collect();
+        if active.is_empty() {
+            "No silences.".to_owned()
+        } else {
+            active.join("\n")
+        }
+    }
+
+    fn list_history(&self, count: usize, now: f64) -> String {
+        if self.history.is_empty() {
+            return "No history yet.".to_owned();
+        }
+        let skip = self.history.len().saturating_sub(count);
+        self.history
+            .iter()
+            .skip(skip)
+            .map(|h| format!("{} ago: {}", format::duration(now - h.at), h.text))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn severity_rank(s: Severity) -> u8 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+    }
+}
+
+fn targets(route: &Route) -> Vec<Target> {
+    route
+        .rooms
+        .iter()
+        .map(|r| Target::Room(r.clone()))
+        .chain(route.users.iter().map(|u| Target::User(u.clone())))
+        .collect()
+}
+
+/// `#12–#61` for a run of ids, else the first few: `#3, #7, #9 …`.
+fn id_span(ids: &[u32]) -> String {
+    match (ids.iter().min(), ids.iter().max()) {
+        (Some(&lo), Some(&hi)) if lo == hi => format!("#{lo}"),
+        (Some(&lo), Some(&hi)) if (hi - lo) as usize + 1 == ids.len() => format!("#{lo}–#{hi}"),
+        (Some(_), Some(_)) => {
+            let mut s: Vec<String> = ids.iter().take(5).map(|i| format!("#{i}")).collect();
+            if ids.len() > 5 {
+                s.push("…".to_owned());
+            }
+            s.join(", ")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Whole-string glob: `*` matches any run (also empty), `?` one character, all else itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
