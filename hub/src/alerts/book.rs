@@ -1667,3 +1667,672 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     }
     p[pi..].iter().all(|c| *c == '*')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::collector::{self, Signal};
+    use crate::alerts::rule::{validate_rules, AlertingSection, RuleConfig};
+    use jabmon_shared::payload::{Event, EventKind};
+
+    const ROOM: &str = "ops@conference.example.org";
+    const ALICE: &str = "alice@example.org";
+
+    fn cpu_rule() -> RuleConfig {
+        RuleConfig {
+            name: "cpu-high".into(),
+            query: r"SELECT [< 10] FROM ^web.*\.cpu\.cpu\.idle$".into(),
+            severity: Some("critical".into()),
+            for_: Some("5m".into()),
+            repeat: Some("1h".into()),
+            unit: Some("%".into()),
+            rooms: vec![ROOM.into()],
+            ..RuleConfig::default()
+        }
+    }
+
+    fn settings(group_wait: &str) -> Settings {
+        AlertingSection {
+            group_wait: group_wait.into(),
+            collector_rooms: vec![ROOM.into()],
+            ..AlertingSection::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn book_with(rules: &[RuleConfig], settings: Settings) -> Alerts {
+        let limits = Limits::default();
+        let rules = validate_rules(rules, &settings, &limits).unwrap();
+        Alerts::new(settings, limits, rules, 1_000.0).unwrap()
+    }
+
+    fn book(rules: &[RuleConfig]) -> Alerts {
+        book_with(rules, settings("0"))
+    }
+
+    fn sent(actions: &[Action]) -> Vec<(Target, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(o) => Some((o.to.clone(), o.body.clone())),
+                Action::Save => None,
+            })
+            .collect()
+    }
+
+    fn bodies(actions: &[Action]) -> Vec<String> {
+        sent(actions).into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn message_id(actions: &[Action]) -> String {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Send(o) => Some(o.id.clone()),
+                Action::Save => None,
+            })
+            .expect("a message")
+    }
+
+    fn alice(allowed: bool) -> Sender {
+        Sender {
+            who: ALICE.into(),
+            reply_to: Target::Room(ROOM.into()),
+            allowed,
+        }
+    }
+
+    fn command(b: &mut Alerts, sender: &Sender, body: &str, now: f64) -> Vec<Action> {
+        let cmd = chat::parse(body, &Limits::default()).unwrap().unwrap();
+        b.on_command(sender, cmd, now)
+    }
+
+    /// Fires `web1` at t = 0..=300 (hub clock = event time); returns the actions of the firing.
+    fn fire_web1(b: &mut Alerts) -> Vec<Action> {
+        assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 0.0, 3.2, 0.0)).is_empty());
+        b.on_metric("web1.cpu.cpu.idle", 300.0, 3.2, 300.0)
+    }
+
+    #[test]
+    fn for_holds_before_opening_and_before_resolving() {
+        let mut p = Phase::Ok;
+        assert_eq!(p.step(true, 0.0, 300.0), None);
+        assert_eq!(p.step(true, 299.0, 300.0), None);
+        assert_eq!(
+            p.step(true, 300.0, 300.0),
+            Some(Step::Open { held_since: 0.0 })
+        );
+        assert_eq!(p.step(true, 310.0, 300.0), None);
+        assert_eq!(p.step(false, 320.0, 300.0), None);
+        // True again within `for`: still firing, and the resolve clock starts over.
+        assert_eq!(p.step(true, 330.0, 300.0), None);
+        assert_eq!(p.step(false, 400.0, 300.0), None);
+        assert_eq!(p.step(false, 699.0, 300.0), None);
+        assert_eq!(p.step(false, 700.0, 300.0), Some(Step::Resolve));
+        assert_eq!(p, Phase::Ok);
+        // A false event while pending starts over.
+        assert_eq!(p.step(true, 800.0, 300.0), None);
+        assert_eq!(p.step(false, 900.0, 300.0), None);
+        assert_eq!(p.step(true, 1000.0, 300.0), None);
+        assert_eq!(p.step(true, 1200.0, 300.0), None);
+        // With `for` zero both happen at the first event.
+        let mut p = Phase::Ok;
+        assert_eq!(p.step(true, 5.0, 0.0), Some(Step::Open { held_since: 5.0 }));
+        assert_eq!(p.step(false, 6.0, 0.0), Some(Step::Resolve));
+    }
+
+    #[test]
+    fn a_rule_fires_once_and_resolves_with_readable_lines() {
+        let mut b = book(&[cpu_rule()]);
+        assert!(b.on_metric("db1.cpu.cpu.idle", 0.0, 1.0, 0.0).is_empty());
+        // A passing value that never fired leaves no state behind.
+        assert!(b.on_metric("web2.cpu.cpu.idle", 0.0, 50.0, 0.0).is_empty());
+        assert!(b
+            .series
+            .get("cpu-high")
+            .is_none_or(|m| !m.contains_key("web2.cpu.cpu.idle")));
+        let actions = fire_web1(&mut b);
+        assert_eq!(
+            sent(&actions),
+            [(
+                Target::Room(ROOM.into()),
+                "🔥 web1 cpu idle 3.2 % < 10 % for 5 min (cpu-high) #1".into()
+            )]
+        );
+        assert!(actions.contains(&Action::Save));
+        for t in [310.0, 320.0, 330.0] {
+            assert!(sent(&b.on_metric("web1.cpu.cpu.idle", t, 2.0, t)).is_empty());
+        }
+        assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 420.0, 45.0, 420.0)).is_empty());
+        assert_eq!(b.open_alerts().count(), 1);
+        let actions = b.on_metric("web1.cpu.cpu.idle", 720.0, 45.0, 720.0);
+        assert_eq!(
+            bodies(&actions),
+            ["✅ web1 cpu idle back to 45 % after 12 min (cpu-high)"]
+        );
+        assert_eq!(b.open_alerts().count(), 0);
+    }
+
+    #[test]
+    fn many_series_at_once_become_one_grouped_message() {
+        let rule = RuleConfig {
+            for_: None,
+            users: vec![ALICE.into()],
+            ..cpu_rule()
+        };
+        let mut b = book_with(&[rule], settings("10s"));
+        for i in 0..50 {
+            let name = format!("web{i:02}.cpu.cpu.idle");
+            assert!(sent(&b.on_metric(&name, 0.0, 1.0 + i as f64 / 10.0, 0.0)).is_empty());
+        }
+        assert!(sent(&b.tick(9.0)).is_empty());
+        let actions = b.tick(10.0);
+        let text = "🔥 50 firing (cpu-high): web00 cpu idle 1 %, web01 cpu idle 1.1 %, web02 cpu idle 1.2 % and 47 more #1–#50";
+        assert_eq!(
+            sent(&actions),
+            [
+                (Target::Room(ROOM.into()), text.to_owned()),
+                (Target::User(ALICE.into()), text.to_owned()),
+            ]
+        );
+        // A reply to the grouped message acks all fifty.
+        let id = message_id(&actions);
+        let acks = b.on_reply(&alice(true), &id, 20.0).unwrap();
+        assert_eq!(
+            bodies(&acks)[0],
+            "👀 alice@example.org acked 50 alerts: #1, #2, #3, #4, #5, #6, #7, #8, #9, #10, #11, #12, #13, #14, #15, #16, #17, #18, #19, #20, #21, #22, #23, #24, #25, #26, #27, #28, #29, #30, #31, #32, #33, #34, #35, #36, #37, #38, #39, #40, #41, #42, #43, #44, #45, #46, #47, #48, #49, #50"
+        );
+        assert!(b.open_alerts().all(|a| a.ack.is_some()));
+        // Recovery of all of them: one grouped message too, after the wait.
+        for i in 0..50 {
+            b.on_metric(&format!("web{i:02}.cpu.cpu.idle"), 30.0, 50.0, 30.0);
+        }
+        let actions = b.tick(40.0);
+        assert_eq!(
+            bodies(&actions)[0],
+            "✅ 50 resolved (cpu-high): web00 cpu idle, web01 cpu idle, web02 cpu idle and 47 more"
+        );
+    }
+
+    #[test]
+    fn repeats_until_acked_by_id() {
+        let mut b = book(&[cpu_rule()]);
+        fire_web1(&mut b);
+        assert!(sent(&b.tick(300.0 + 3599.0)).is_empty());
+        let actions = b.tick(300.0 + 3600.0);
+        assert_eq!(
+            bodies(&actions),
+            ["🔥 web1 cpu idle 3.2 % < 10 % for 1 h 5 min (cpu-high) #1"]
+        );
+        let actions = command(&mut b, &alice(true), "ack 1", 4000.0);
+        assert_eq!(
+            sent(&actions),
+            [(
+                Target::Room(ROOM.into()),
+                "👀 alice@example.org acked #1 web1 cpu idle (cpu-high)".into()
+            )]
+        );
+        assert!(actions.contains(&Action::Save));
+        for now in [8000.0, 20_000.0] {
+            assert!(sent(&b.tick(now)).is_empty(), "acked alerts do not repeat");
+        }
+        let again = command(&mut b, &alice(true), "ack 1 9", 20_001.0);
+        assert_eq!(
+            bodies(&again),
+            ["❌ #1 was acked by alice@example.org; #9 is not open"]
+        );
+    }
+
+    #[test]
+    fn a_flapping_series_is_held_with_one_message() {
+        let rule = RuleConfig {
+            for_: None,
+            ..cpu_rule()
+        };
+        let mut b = book(&[rule]);
+        let mut messages = Vec::new();
+        for i in 0..40 {
+            let t = i as f64 * 10.0;
+            let v = if i % 2 == 0 { 1.0 } else { 50.0 };
+            messages.extend(bodies(&b.on_metric("web1.cpu.cpu.idle", t, v, t)));
+        }
+        let flapping: Vec<&String> = messages.iter().filter(|m| m.starts_with("🔁")).collect();
+        assert_eq!(
+            flapping,
+            ["🔁 web1 cpu idle is flapping: more than 6 changes in 10 min; held open until it settles (cpu-high) #4"]
+        );
+        // Six changes told (three opens, three recoveries), then one flapping message.
+        assert_eq!(messages.len(), 7, "{messages:#?}");
+        assert_eq!(b.open_alerts().count(), 1);
+        // Quiet for a flap window while passing: the held alert resolves.
+        assert!(sent(&b.tick(390.0 + 599.0)).is_empty());
+        let actions = b.tick(390.0 + 601.0);
+        assert_eq!(bodies(&actions).len(), 1);
+        assert!(bodies(&actions)[0].starts_with("✅ web1 cpu idle back to 50 %"));
+        assert_eq!(b.open_alerts().count(), 0);
+    }
+
+    #[test]
+    fn each_route_target_is_rate_limited_and_told_what_was_held() {
+        let s = AlertingSection {
+            group_wait: "0".into(),
+            route_per_minute: 6,
+            route_burst: 2,
+            ..AlertingSection::default()
+        }
+        .validate()
+        .unwrap();
+        let rules: Vec<RuleConfig> = (0..5)
+            .map(|i| RuleConfig {
+                name: format!("r{i}"),
+                query: format!("SELECT [> 0] FROM ^m{i}$"),
+                rooms: vec![ROOM.into()],
+                ..RuleConfig::default()
+            })
+            .collect();
+        let mut b = book_with(&rules, s);
+        let mut told = 0;
+        for i in 0..5 {
+            told += sent(&b.on_metric(&format!("m{i}"), 0.0, 1.0, 0.0)).len();
+        }
+        assert_eq!(told, 2);
+        assert!(sent(&b.tick(9.0)).is_empty(), "no token yet");
+        assert_eq!(
+            bodies(&b.tick(10.0)),
+            ["⏸ 3 alert messages here were held back by the rate limit (6 per minute); `alerts` lists what is open"]
+        );
+        // Command replies are answers, not alerts: never limited.
+        for _ in 0..5 {
+            assert_eq!(
+                sent(&command(&mut b, &alice(true), "alerts", 11.0)).len(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn silences_suppress_until_they_expire_and_are_listed() {
+        let rule = RuleConfig {
+            for_: None,
+            repeat: Some("never".into()),
+            ..cpu_rule()
+        };
+        let mut b = book(&[rule]);
+        let reply = command(&mut b, &alice(true), "silence 2h web1.* kernel update", 0.0);
+        assert_eq!(
+            bodies(&reply),
+            ["🔕 silence s1 on web1.* for 2 h by alice@example.org (0 open alerts match): kernel update"]
+        );
+        assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 10.0, 1.0, 10.0)).is_empty());
+        assert_eq!(
+            bodies(&b.on_metric("web2.cpu.cpu.idle", 10.0, 1.0, 10.0)),
+            ["🔥 web2 cpu idle 1 % < 10 % for 0 s (cpu-high) #2"]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &alice(false), "silences", 60.0)),
+            ["s1 web1.* for 1 h 59 min more, by alice@example.org: kernel update"]
+        );
+        let listing = bodies(&command(&mut b, &alice(false), "alerts", 60.0)).remove(0);
+        assert!(
+            listing.contains("#1 🔥 web1 cpu idle 1 % (cpu-high) for 50 s · silenced"),
+            "{listing}"
+        );
+        // Expiry: the alert that opened under the silence is told now.
+        assert!(sent(&b.tick(7199.0)).is_empty());
+        let actions = b.tick(7200.0);
+        assert_eq!(
+            bodies(&actions),
+            ["🔥 web1 cpu idle 1 % < 10 % for 1 h 59 min (cpu-high) #1"]
+        );
+        assert!(b.silences().is_empty());
+        assert_eq!(
+            bodies(&command(&mut b, &alice(false), "silences", 7300.0)),
+            ["No silences."]
+        );
+        // A silence by rule name, removed by hand.
+        command(&mut b, &alice(true), "silence 1h cpu-high", 7400.0);
+        assert!(b.silenced("cpu-high", "web9.cpu.cpu.idle", 7401.0));
+        assert_eq!(
+            bodies(&command(&mut b, &alice(true), "unsilence s2", 7402.0)),
+            ["🔔 silence s2 on cpu-high removed by alice@example.org"]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &alice(true), "unsilence 2", 7403.0)),
+            ["❌ no silence s2"]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &alice(true), "silence 400d x", 7404.0)),
+            ["❌ a silence may last at most 30 d"]
+        );
+    }
+
+    #[test]
+    fn only_allowed_senders_ack_silence_or_define() {
+        let mut b = book(&[cpu_rule()]);
+        let actions = fire_web1(&mut b);
+        let id = message_id(&actions);
+        let refusal =
+            "⛔ alice@example.org may not ack, silence or define alerts: only the hub's users and admins may";
+        for body in [
+            "ack 1",
+            "silence 1h *",
+            "unsilence 1",
+            "ALERT x SELECT id FROM a",
+            "drop alert cpu-high",
+        ] {
+            let out = command(&mut b, &alice(false), body, 400.0);
+            assert_eq!(
+                sent(&out),
+                [(Target::Room(ROOM.into()), refusal.to_owned())],
+                "{body}"
+            );
+        }
+        assert_eq!(
+            bodies(&b.on_reply(&alice(false), &id, 400.0).unwrap()),
+            [refusal]
+        );
+        assert_eq!(
+            bodies(
+                &b.on_reaction(&alice(false), &id, &["👍".into()], 400.0)
+                    .unwrap()
+            ),
+            [refusal]
+        );
+        assert!(b.open_alerts().all(|a| a.ack.is_none()));
+        assert!(b.silences().is_empty());
+        // Reading is open to everyone.
+        assert_eq!(
+            bodies(&command(&mut b, &alice(false), "history 1", 400.0)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn ack_by_reaction_and_by_reply_to_the_rooms_stanza_id() {
+        let mut b = book(&[cpu_rule()]);
+        let actions = fire_web1(&mut b);
+        let ours = message_id(&actions);
+        assert!(ours.starts_with("jabmon-alert-3e8-"), "{ours}");
+        b.note_stanza_id(&ours, "room-assigned-1");
+        assert_eq!(b.on_reply(&alice(true), "some-other-message", 301.0), None);
+        // Withdrawing reactions acks nothing.
+        assert_eq!(b.on_reaction(&alice(true), &ours, &[], 301.0), Some(vec![]));
+        let out = b
+            .on_reaction(&alice(true), "room-assigned-1", &["👀".into()], 302.0)
+            .unwrap();
+        assert_eq!(
+            bodies(&out),
+            ["👀 alice@example.org acked #1 web1 cpu idle (cpu-high)"]
+        );
+        assert_eq!(
+            b.open_alerts().next().unwrap().ack.as_ref().unwrap().by,
+            ALICE
+        );
+        // Acking again by reply says so to the asker.
+        let out = b.on_reply(&alice(true), &ours, 303.0).unwrap();
+        assert_eq!(bodies(&out), ["❌ #1 was acked by alice@example.org"]);
+        // A 1:1 ack is also answered to the asker when the alert went to a room only.
+        let mut b = book(&[cpu_rule()]);
+        fire_web1(&mut b);
+        let bob = Sender {
+            who: "bob@example.org".into(),
+            reply_to: Target::User("bob@example.org".into()),
+            allowed: true,
+        };
+        let targets: Vec<Target> = sent(&command(&mut b, &bob, "ack #1", 301.0))
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                Target::User("bob@example.org".into()),
+                Target::Room(ROOM.into())
+            ]
+        );
+    }
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            host: "web1".into(),
+            timestamp: 0.0,
+            kind,
+            severity: None,
+            boot: None,
+            metric: None,
+            command: None,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn collector_events_open_and_resolve_without_rules() {
+        let mut b = book(&[]);
+        let mut out = Vec::new();
+        for s in collector::from_event(&event(EventKind::Stopping)) {
+            out.extend(bodies(&b.on_collector(s, 0.0)));
+        }
+        let dead = crate::collectors::Change {
+            jid: "web1@example.org".into(),
+            host: "web1".into(),
+            from: crate::collectors::Status::Alive,
+            to: crate::collectors::Status::Dead,
+        };
+        out.extend(bodies(
+            &b.on_collector(collector::from_status(&dead).unwrap(), 5.0),
+        ));
+        assert_eq!(out, ["⚠️ web1 collector stopping (collector) #1"]);
+        assert_eq!(b.open_alerts().next().unwrap().severity, Severity::Critical);
+        let mut out = Vec::new();
+        for s in collector::from_event(&event(EventKind::Rebooted)) {
+            out.extend(bodies(&b.on_collector(s, 180.0)));
+        }
+        assert_eq!(
+            out,
+            [
+                "ℹ️ web1 rebooted (collector)",
+                "✅ web1 collector started after a reboot after 3 min (collector)"
+            ]
+        );
+        // A threshold crossing and its clearing.
+        let open = Signal::Open {
+            source: collector::THRESHOLD,
+            series: "web1.df-root.percent.used".into(),
+            severity: Severity::Warning,
+            value: Some(93.1),
+            text: "disk / above 90% (93.1%)".into(),
+        };
+        assert_eq!(
+            bodies(&b.on_collector(open, 200.0)),
+            ["⚠️ web1 disk / above 90% (93.1%) (threshold) #2"]
+        );
+        let resolve = Signal::Resolve {
+            source: collector::THRESHOLD,
+            series: "web1.df-root.percent.used".into(),
+            value: Some(84.0),
+            text: "disk / back below 85% (84.0%)".into(),
+        };
+        assert_eq!(
+            bodies(&b.on_collector(resolve, 260.0)),
+            ["✅ web1 disk / back below 85% (84.0%) after 1 min (threshold)"]
+        );
+    }
+
+    #[test]
+    fn absent_rules_fire_on_the_clock() {
+        let rule = RuleConfig {
+            name: "gone".into(),
+            query: r"SELECT absent 1m FROM jabmon\.status\.alive$".into(),
+            message: Some("{icon} {host} silent for {duration} ({rule}) #{id}".into()),
+            rooms: vec![ROOM.into()],
+            ..RuleConfig::default()
+        };
+        let mut b = book(&[rule]);
+        assert!(sent(&b.on_metric("web1.jabmon.status.alive", 0.0, 1.0, 0.0)).is_empty());
+        // `absent` counts on the hub's clock from the first tick after the event.
+        assert!(sent(&b.tick(1.0)).is_empty());
+        assert!(sent(&b.tick(60.0)).is_empty());
+        assert_eq!(bodies(&b.tick(61.0)), ["⚠️ web1 silent for 0 s (gone) #1"]);
+        let back = b.on_metric("web1.jabmon.status.alive", 91.0, 1.0, 91.0);
+        assert_eq!(
+            bodies(&back),
+            ["✅ web1 jabmon status alive back to 1 after 30 s (gone)"]
+        );
+    }
+
+    #[test]
+    fn saved_state_restores_without_firing_again() {
+        let mut b = book(&[cpu_rule()]);
+        fire_web1(&mut b);
+        let bob = Sender {
+            who: "bob@example.org".into(),
+            reply_to: Target::User("bob@example.org".into()),
+            allowed: true,
+        };
+        command(
+            &mut b,
+            &bob,
+            "ALERT load-high FOR 1m SELECT [> 4] FROM load$",
+            301.0,
+        );
+        command(&mut b, &alice(true), "silence 1d db*", 302.0);
+        command(&mut b, &alice(true), "ack 1", 303.0);
+        let json = serde_json::to_string(&b.save()).unwrap();
+        let saved: SavedAlerts = serde_json::from_str(&json).unwrap();
+        assert_eq!(saved, b.save());
+
+        let mut fresh = book(&[cpu_rule()]);
+        assert!(fresh.restore(saved, 1000.0).is_empty());
+        assert_eq!(fresh.rules_of("bob@example.org"), 1);
+        assert_eq!(fresh.silences().len(), 1);
+        assert!(sent(&fresh.tick(1000.0)).is_empty());
+        // Still firing: nothing told again.
+        assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", 1001.0, 2.0, 1001.0)).is_empty());
+        // Passing within the grace (the pipelines refill): not resolved yet.
+        assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", 1100.0, 50.0, 1100.0)).is_empty());
+        assert_eq!(fresh.open_alerts().count(), 1);
+        assert_eq!(
+            fresh.open_alerts().next().unwrap().ack.as_ref().unwrap().by,
+            ALICE
+        );
+        // After it, a real recovery is told.
+        fresh.on_metric("web1.cpu.cpu.idle", 1300.0, 50.0, 1300.0);
+        let out = fresh.on_metric("web1.cpu.cpu.idle", 1600.0, 50.0, 1600.0);
+        assert_eq!(
+            bodies(&out),
+            ["✅ web1 cpu idle back to 50 % after 26 min (cpu-high)"]
+        );
+        // New alerts get new ids; the restored chat rule works and goes to its owner.
+        fresh.on_metric("web3.load", 1700.0, 5.0, 1700.0);
+        let out = fresh.on_metric("web3.load", 1760.0, 5.0, 1760.0);
+        assert_eq!(
+            sent(&out),
+            [(
+                Target::User("bob@example.org".into()),
+                "⚠️ web3 load 5 > 4 for 1 min (load-high) #2".into()
+            )]
+        );
+        // What cannot come back is said.
+        let mut lost = book(&[]);
+        let problems = lost.restore(b.save(), 1000.0);
+        assert_eq!(
+            problems,
+            ["open alert #1 of rule cpu-high: the rule is gone"]
+        );
+    }
+
+    #[test]
+    fn chat_rules_belong_to_their_owner_and_count() {
+        let s = AlertingSection {
+            group_wait: "0".into(),
+            max_rules_per_user: 1,
+            ..AlertingSection::default()
+        }
+        .validate()
+        .unwrap();
+        let mut b = book_with(&[cpu_rule()], s);
+        let bob = Sender {
+            who: "bob@example.org".into(),
+            reply_to: Target::User("bob@example.org".into()),
+            allowed: true,
+        };
+        let out = command(&mut b, &bob, "ALERT mine SELECT [> 1] FROM ^x$", 0.0);
+        assert_eq!(
+            bodies(&out),
+            ["📝 rule mine saved: ALERT mine SEVERITY warning REPEAT 14400s ROUTE USER bob@example.org SELECT [> 1] FROM ^x$;"]
+        );
+        // Replacing one's own rule is not a new one.
+        let out = command(&mut b, &bob, "ALERT mine FOR 1m SELECT [> 2] FROM ^x$", 1.0);
+        assert!(bodies(&out)[0].starts_with("📝 rule mine saved"), "{out:?}");
+        assert_eq!(
+            bodies(&command(&mut b, &bob, "ALERT other SELECT id FROM y", 2.0)),
+            ["❌ too many rules: the limit is 1 per user"]
+        );
+        assert_eq!(
+            bodies(&command(
+                &mut b,
+                &bob,
+                "ALERT cpu-high SELECT id FROM y",
+                2.0
+            )),
+            ["❌ rule cpu-high comes from hub.toml"]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &alice(true), "DROP ALERT mine", 3.0)),
+            ["❌ rule mine belongs to bob@example.org"]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &bob, "ALERT bad REPEAT 5s SELECT id FROM (", 3.0)),
+            ["❌ alert `bad`: invalid regex: unclosed group; alert `bad`: repeat `5s` is shorter than one minute"]
+        );
+        let rules = bodies(&command(&mut b, &alice(false), "rules", 4.0)).remove(0);
+        assert_eq!(rules.lines().count(), 2, "{rules}");
+        assert!(rules.contains("(by bob@example.org)") && rules.contains("(hub.toml)"));
+        assert_eq!(
+            bodies(&command(&mut b, &bob, "drop alert mine", 5.0)),
+            ["🗑 rule mine dropped"]
+        );
+        assert_eq!(b.rules_of("bob@example.org"), 0);
+        assert!(b.on_metric("x", 6.0, 9.0, 6.0).is_empty());
+    }
+
+    #[test]
+    fn history_and_listings() {
+        let mut b = book(&[cpu_rule()]);
+        assert_eq!(
+            bodies(&command(&mut b, &alice(false), "alerts", 0.0)),
+            ["No open alerts."]
+        );
+        assert_eq!(
+            bodies(&command(&mut b, &alice(false), "history", 0.0)),
+            ["No history yet."]
+        );
+        fire_web1(&mut b);
+        command(&mut b, &alice(true), "ack 1", 360.0);
+        let h = bodies(&command(&mut b, &alice(false), "history 5", 420.0)).remove(0);
+        assert_eq!(
+            h,
+            "2 min ago: 🔥 web1 cpu idle 3.2 % < 10 % for 5 min (cpu-high) #1\n1 min ago: 👀 alice@example.org acked #1 web1 cpu idle (cpu-high)"
+        );
+        let h = bodies(&command(&mut b, &alice(false), "history 1", 420.0)).remove(0);
+        assert_eq!(h.lines().count(), 1);
+        let a = bodies(&command(&mut b, &alice(false), "alerts", 420.0)).remove(0);
+        assert_eq!(
+            a,
+            "#1 🔥 web1 cpu idle 3.2 % (cpu-high) for 7 min · acked by alice@example.org"
+        );
+    }
+
+    #[test]
+    fn globs_match_whole_names() {
+        assert!(glob("web1.*", "web1.cpu.cpu.idle"));
+        assert!(!glob("web1.*", "web10"));
+        assert!(glob("web?.cpu*", "web2.cpu.cpu.idle"));
+        assert!(glob("*idle", "web2.cpu.cpu.idle"));
+        assert!(!glob("*idle", "web2.cpu.cpu.idle.x"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "aXbYbZc"));
+        assert!(!glob("cpu-high", "cpu-high2"));
+    }
+}

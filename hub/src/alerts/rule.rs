@@ -178,7 +178,13 @@ impl RuleSpec {
                 limits.max_regex_bytes
             ));
         } else if let Err(e) = regex::Regex::new(&regex) {
-            problems.push(format!("{at} invalid regex: {e}"));
+            // The crate's text draws a caret diagram over several lines; its last line says it.
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or_default();
+            problems.push(format!(
+                "{at} invalid regex: {}",
+                last.trim_start_matches("error: ")
+            ));
         }
         let mut field = |value: Option<&String>, parse: &dyn Fn(&str) -> Result<f64, String>| {
             value
