@@ -149,6 +149,8 @@ mod severity_text {
 
 /// Message ids remembered for replies and reactions.
 pub const MAX_MESSAGES: usize = 1000;
+/// Silences in force at once.
+pub const MAX_SILENCES: usize = 1000;
 /// Lines `alerts` lists before "and N more".
 pub const MAX_LISTED: usize = 30;
 
@@ -554,11 +556,13 @@ impl Alerts {
         self.end_flapping(now);
         self.repeats(now);
         self.report_held(now, &mut out);
+        // Idle series are forgotten once their changes are older than a flap window.
+        let window = self.settings.flap_window_secs;
         self.series.retain(|_, m| {
             m.retain(|_, s| {
                 !(s.phase == Phase::Ok
                     && s.open.is_none()
-                    && s.flaps.back().is_none_or(|t| *t < now - 86_400.0))
+                    && s.flaps.back().is_none_or(|t| *t < now - window))
             });
             !m.is_empty()
         });
@@ -1419,12 +1423,11 @@ impl Alerts {
             .collect::<Vec<_>>()
             .join(" ")
         } else {
-            let list: Vec<String> = acked.iter().map(|id| format!("#{id}")).collect();
             format!(
                 "👀 {} acked {} alerts: {}",
                 sender.who,
                 acked.len(),
-                list.join(", ")
+                id_span(&acked)
             )
         };
         let text = if problems.is_empty() {
@@ -1458,6 +1461,9 @@ impl Alerts {
         comment: String,
         now: f64,
     ) -> String {
+        if self.silences.len() >= MAX_SILENCES {
+            return format!("❌ too many silences: the limit is {MAX_SILENCES}");
+        }
         if secs > self.settings.max_silence_secs {
             return format!(
                 "❌ a silence may last at most {}",
@@ -1841,7 +1847,7 @@ mod tests {
         let acks = b.on_reply(&alice(true), &id, 20.0).unwrap();
         assert_eq!(
             bodies(&acks)[0],
-            "👀 alice@example.org acked 50 alerts: #1, #2, #3, #4, #5, #6, #7, #8, #9, #10, #11, #12, #13, #14, #15, #16, #17, #18, #19, #20, #21, #22, #23, #24, #25, #26, #27, #28, #29, #30, #31, #32, #33, #34, #35, #36, #37, #38, #39, #40, #41, #42, #43, #44, #45, #46, #47, #48, #49, #50"
+            "👀 alice@example.org acked 50 alerts: #1–#50"
         );
         assert!(b.open_alerts().all(|a| a.ack.is_some()));
         // Recovery of all of them: one grouped message too, after the wait.
@@ -1853,6 +1859,22 @@ mod tests {
             bodies(&actions)[0],
             "✅ 50 resolved (cpu-high): web00 cpu idle, web01 cpu idle, web02 cpu idle and 47 more"
         );
+    }
+
+    #[test]
+    fn an_alert_closed_before_it_was_told_is_never_told() {
+        let rule = RuleConfig {
+            for_: None,
+            ..cpu_rule()
+        };
+        let mut b = book_with(&[rule], settings("10s"));
+        assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 0.0, 1.0, 0.0)).is_empty());
+        assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 5.0, 50.0, 5.0)).is_empty());
+        assert!(sent(&b.tick(10.0)).is_empty());
+        assert!(sent(&b.tick(20.0)).is_empty());
+        // It is in the history all the same.
+        let h = bodies(&command(&mut b, &alice(false), "history", 30.0)).remove(0);
+        assert_eq!(h.lines().count(), 2, "{h}");
     }
 
     #[test]
@@ -2209,19 +2231,21 @@ mod tests {
         assert!(sent(&fresh.tick(1000.0)).is_empty());
         // Still firing: nothing told again.
         assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", 1001.0, 2.0, 1001.0)).is_empty());
-        // Passing within the grace (the pipelines refill): not resolved yet.
-        assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", 1100.0, 50.0, 1100.0)).is_empty());
+        // Passing within the grace (the pipelines refill) does not count towards `for`.
+        for t in [1100.0, 1299.0] {
+            assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", t, 50.0, t)).is_empty());
+        }
+        assert!(sent(&fresh.on_metric("web1.cpu.cpu.idle", 1400.0, 50.0, 1400.0)).is_empty());
         assert_eq!(fresh.open_alerts().count(), 1);
         assert_eq!(
             fresh.open_alerts().next().unwrap().ack.as_ref().unwrap().by,
             ALICE
         );
         // After it, a real recovery is told.
-        fresh.on_metric("web1.cpu.cpu.idle", 1300.0, 50.0, 1300.0);
-        let out = fresh.on_metric("web1.cpu.cpu.idle", 1600.0, 50.0, 1600.0);
+        let out = fresh.on_metric("web1.cpu.cpu.idle", 1700.0, 50.0, 1700.0);
         assert_eq!(
             bodies(&out),
-            ["✅ web1 cpu idle back to 50 % after 26 min (cpu-high)"]
+            ["✅ web1 cpu idle back to 50 % after 28 min (cpu-high)"]
         );
         // New alerts get new ids; the restored chat rule works and goes to its owner.
         fresh.on_metric("web3.load", 1700.0, 5.0, 1700.0);

@@ -46,6 +46,10 @@ pub enum ChatCommand {
 pub const HISTORY_DEFAULT: usize = 10;
 /// Most entries `history N` shows.
 pub const HISTORY_MAX: usize = 50;
+/// Longest silence matcher.
+pub const MAX_MATCHER_CHARS: usize = 200;
+/// Longest silence comment.
+pub const MAX_COMMENT_CHARS: usize = 500;
 
 /// A command that does not parse; answered like the query language's 400s.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -226,9 +230,21 @@ fn command(lx: &mut Lexer<'_>, first: &str, limits: &Limits) -> Result<ChatComma
             if secs == 0.0 {
                 return Err(lx.error(at, "a silence must last longer than zero"));
             }
-            let (_, matcher) = lx.require("a matcher such as web1.*")?;
+            let (at, matcher) = lx.require("a matcher such as web1.*")?;
+            if matcher.chars().count() > MAX_MATCHER_CHARS {
+                return Err(lx.error(
+                    at,
+                    format!("a matcher may have at most {MAX_MATCHER_CHARS} characters"),
+                ));
+            }
             lx.skip_ws();
             let comment = lx.src[lx.pos..].trim().to_owned();
+            if comment.chars().count() > MAX_COMMENT_CHARS {
+                return Err(lx.error(
+                    lx.pos,
+                    format!("a comment may have at most {MAX_COMMENT_CHARS} characters"),
+                ));
+            }
             lx.pos = lx.src.len();
             ChatCommand::Silence {
                 secs,
@@ -455,6 +471,8 @@ mod tests {
 
     #[test]
     fn command_errors() {
+        let long_matcher = format!("silence 1h {}", "x".repeat(201));
+        let long_comment = format!("silence 1h x {}", "y".repeat(501));
         for (body, message) in [
             ("ack", "expected an alert id, found end of input at column 4"),
             ("ack twelve", "expected an alert id, found \"twelve\" at column 5"),
@@ -466,6 +484,8 @@ mod tests {
             ("alerts now", "expected end of command, found \"now\" at column 8"),
             ("unsilence", "expected a silence id, found end of input at column 10"),
             ("drop alert", "expected a rule name, found end of input at column 11"),
+            (&long_matcher, "a matcher may have at most 200 characters at column 12"),
+            (&long_comment, "a comment may have at most 500 characters at column 14"),
         ] {
             assert_eq!(err(body), message, "{body:?}");
         }
