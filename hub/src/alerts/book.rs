@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::chat::{self, ChatCommand};
 use super::collector::Signal;
+use super::flood::{id_span, Batch, Item, Kind, RateLimit};
 use super::format::{self, Fields, Template};
 use super::rule::{Route, Rule, RuleSpec, Settings};
+use super::series::{Phase, Series, Step};
+use super::silence::Silence;
 use crate::query::{Engine, Limits, Output, Saved};
 
 /// Where a message goes.
@@ -88,24 +91,6 @@ pub struct OpenAlert {
     pub ok: bool,
 }
 
-/// A silence: matching alerts send nothing until `until`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Silence {
-    pub id: u32,
-    /// A glob (`*` any run, `?` one character) over the series name or the rule name.
-    pub matcher: String,
-    pub until: f64,
-    pub by: String,
-    pub comment: String,
-    pub created: f64,
-}
-
-impl Silence {
-    pub fn matches(&self, source: &str, series: &str) -> bool {
-        glob(&self.matcher, series) || glob(&self.matcher, source)
-    }
-}
-
 /// One line of `history`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -169,115 +154,6 @@ fn icon(severity: Severity) -> &'static str {
 
 const RESOLVED_ICON: &str = "✅";
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
-    Ok,
-    Pending { since: f64 },
-    Firing,
-    Resolving { since: f64 },
-}
-
-#[derive(Debug)]
-struct Series {
-    phase: Phase,
-    /// Hub times of recent opens and resolves (flap detection).
-    flaps: VecDeque<f64>,
-    open: Option<u32>,
-    /// After a restore: false conditions are ignored until then.
-    hold_until: f64,
-}
-
-impl Series {
-    fn new() -> Self {
-        Series {
-            phase: Phase::Ok,
-            flaps: VecDeque::new(),
-            open: None,
-            hold_until: 0.0,
-        }
-    }
-}
-
-/// What a series' condition did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Step {
-    /// Opened; the condition began to hold at this event time.
-    Open {
-        held_since: f64,
-    },
-    Resolve,
-}
-
-impl Phase {
-    /// The `for` rule: the condition must hold `for_secs` (event time) to open, and fail as
-    /// long to resolve; with `for_secs` zero both happen at the first event.
-    fn step(&mut self, cond: bool, t: f64, for_secs: f64) -> Option<Step> {
-        match (*self, cond) {
-            (Phase::Ok, true) => {
-                *self = Phase::Pending { since: t };
-                self.step(true, t, for_secs)
-            }
-            (Phase::Pending { since }, true) if t - since >= for_secs => {
-                *self = Phase::Firing;
-                Some(Step::Open { held_since: since })
-            }
-            (Phase::Pending { .. }, false) => {
-                *self = Phase::Ok;
-                None
-            }
-            (Phase::Firing, false) => {
-                *self = Phase::Resolving { since: t };
-                self.step(false, t, for_secs)
-            }
-            (Phase::Resolving { since }, false) if t - since >= for_secs => {
-                *self = Phase::Ok;
-                Some(Step::Resolve)
-            }
-            (Phase::Resolving { .. }, true) => {
-                *self = Phase::Firing;
-                None
-            }
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Firing,
-    Repeat,
-    Resolved,
-    Flapping,
-    Notice,
-}
-
-#[derive(Debug)]
-struct Item {
-    /// The alert told (none for a notice).
-    id: Option<u32>,
-    icon: &'static str,
-    /// The whole message when it goes alone.
-    line: String,
-    /// Its part in a grouped message.
-    short: String,
-}
-
-#[derive(Debug)]
-struct Batch {
-    source: String,
-    kind: Kind,
-    due: f64,
-    route: Route,
-    items: Vec<Item>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: f64,
-    held: u32,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     /// The rule's query: an output means the condition holds.
@@ -306,7 +182,7 @@ pub struct Alerts {
     history: VecDeque<HistoryEntry>,
     messages: VecDeque<(String, Vec<u32>)>,
     batches: Vec<Batch>,
-    buckets: HashMap<Target, Bucket>,
+    limit: RateLimit,
     next_alert: u32,
     next_silence: u32,
     next_message: u64,
@@ -325,6 +201,7 @@ impl Alerts {
         now: f64,
     ) -> Result<Alerts, Vec<String>> {
         let mut book = Alerts {
+            limit: RateLimit::new(settings.route_per_minute, settings.route_burst),
             settings,
             engine: Engine::new(limits.clone()),
             limits,
@@ -336,7 +213,6 @@ impl Alerts {
             history: VecDeque::new(),
             messages: VecDeque::new(),
             batches: Vec::new(),
-            buckets: HashMap::new(),
             next_alert: 1,
             next_silence: 1,
             next_message: 0,
@@ -818,7 +694,6 @@ impl Alerts {
         map.get_mut(series).expect("inserted above")
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn observe(&mut self, rule: &str, name: &str, cond: Option<f64>, t: f64, raw: f64, now: f64) {
         let Some(entry) = self.rules.get(rule) else {
             return;
@@ -854,12 +729,8 @@ impl Alerts {
     /// Counts a change of `series`; true when it makes the series flap.
     fn flap(&mut self, source: &str, series: &str, now: f64) -> bool {
         let (window, max) = (self.settings.flap_window_secs, self.settings.flap_changes);
-        let s = self.series_entry(source, series);
-        s.flaps.push_back(now);
-        while s.flaps.front().is_some_and(|t| *t < now - window) {
-            s.flaps.pop_front();
-        }
-        s.flaps.len() > max
+        self.series_entry(source, series)
+            .count_change(now, window, max)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1216,10 +1087,13 @@ impl Alerts {
                 // Resolutions were decided when they were queued.
                 (Kind::Resolved, _) => true,
                 (_, None) => false,
-                (Kind::Repeat, Some(a)) => {
-                    a.ack.is_none() && !self.silenced(&a.source, &a.series, now)
+                (Kind::Flapping | Kind::Notice, Some(a)) => {
+                    !self.silenced(&a.source, &a.series, now)
                 }
-                (_, Some(a)) => !self.silenced(&a.source, &a.series, now),
+                (Kind::Repeat, Some(a)) => {
+                    a.ack.is_none() && !a.flapping && !self.silenced(&a.source, &a.series, now)
+                }
+                (Kind::Firing, Some(a)) => !a.flapping && !self.silenced(&a.source, &a.series, now),
             }
         });
         if batch.items.is_empty() {
@@ -1235,50 +1109,11 @@ impl Alerts {
             }
             self.dirty = true;
         }
-        let body = if batch.items.len() == 1 {
-            batch.items.remove(0).line
-        } else {
-            self.grouped(&batch)
-        };
+        let body = batch.text(self.settings.group_names);
         let targets = targets(&batch.route);
         for to in targets {
             self.send_limited(to, body.clone(), &ids, now, out);
         }
-    }
-
-    fn grouped(&self, batch: &Batch) -> String {
-        let n = batch.items.len();
-        let shown = self.settings.group_names.min(n);
-        let mut names: Vec<&str> = batch.items[..shown]
-            .iter()
-            .map(|i| i.short.as_str())
-            .collect();
-        let more;
-        if n > shown {
-            more = format!("and {} more", n - shown);
-            names.push(&more);
-        }
-        let list = if n > shown {
-            let (last, rest) = names.split_last().expect("not empty");
-            format!("{} {last}", rest.join(", "))
-        } else {
-            names.join(", ")
-        };
-        let icon = batch.items[0].icon;
-        let what = match batch.kind {
-            Kind::Firing => "firing",
-            Kind::Repeat => "still firing",
-            Kind::Resolved => "resolved",
-            Kind::Flapping => "flapping",
-            Kind::Notice => "notices",
-        };
-        let ids: Vec<u32> = batch.items.iter().filter_map(|i| i.id).collect();
-        let span = id_span(&ids);
-        let mut text = format!("{icon} {n} {what} ({}): {list}", batch.source);
-        if !span.is_empty() && batch.kind != Kind::Resolved {
-            let _ = write!(text, " {span}");
-        }
-        text
     }
 
     fn next_id(&mut self) -> String {
@@ -1296,11 +1131,7 @@ impl Alerts {
         now: f64,
         out: &mut Vec<Action>,
     ) {
-        if !self.take_token(&to, now) {
-            self.buckets
-                .get_mut(&to)
-                .expect("created by take_token")
-                .held += 1;
+        if !self.limit.take(&to, now) {
             return;
         }
         let id = self.next_id();
@@ -1310,39 +1141,11 @@ impl Alerts {
         out.push(Action::Send(Outgoing { to, body, id }));
     }
 
-    fn take_token(&mut self, to: &Target, now: f64) -> bool {
-        let rate = self.settings.route_per_minute as f64 / 60.0;
-        let burst = self.settings.route_burst as f64;
-        let b = self.buckets.entry(to.clone()).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-            held: 0,
-        });
-        b.tokens = (b.tokens + (now - b.last).max(0.0) * rate).min(burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     fn report_held(&mut self, now: f64, out: &mut Vec<Action>) {
-        let held: Vec<Target> = self
-            .buckets
-            .iter()
-            .filter(|(_, b)| b.held > 0)
-            .map(|(t, _)| t.clone())
-            .collect();
-        for to in held {
-            if !self.take_token(&to, now) {
-                continue;
-            }
-            let n = std::mem::take(&mut self.buckets.get_mut(&to).expect("listed").held);
+        for (to, n) in self.limit.release_held(now) {
             let body = format!(
                 "⏸ {n} alert messages here were held back by the rate limit ({} per minute); `alerts` lists what is open",
-                self.settings.route_per_minute
+                self.limit.per_minute()
             );
             let id = self.next_id();
             out.push(Action::Send(Outgoing { to, body, id }));
@@ -1634,46 +1437,6 @@ fn targets(route: &Route) -> Vec<Target> {
         .collect()
 }
 
-/// `#12–#61` for a run of ids, else the first few: `#3, #7, #9 …`.
-fn id_span(ids: &[u32]) -> String {
-    match (ids.iter().min(), ids.iter().max()) {
-        (Some(&lo), Some(&hi)) if lo == hi => format!("#{lo}"),
-        (Some(&lo), Some(&hi)) if (hi - lo) as usize + 1 == ids.len() => format!("#{lo}–#{hi}"),
-        (Some(_), Some(_)) => {
-            let mut s: Vec<String> = ids.iter().take(5).map(|i| format!("#{i}")).collect();
-            if ids.len() > 5 {
-                s.push("…".to_owned());
-            }
-            s.join(", ")
-        }
-        _ => String::new(),
-    }
-}
-
-/// Whole-string glob: `*` matches any run (also empty), `?` one character, all else itself.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1758,34 +1521,6 @@ mod tests {
     fn fire_web1(b: &mut Alerts) -> Vec<Action> {
         assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 0.0, 3.2, 0.0)).is_empty());
         b.on_metric("web1.cpu.cpu.idle", 300.0, 3.2, 300.0)
-    }
-
-    #[test]
-    fn for_holds_before_opening_and_before_resolving() {
-        let mut p = Phase::Ok;
-        assert_eq!(p.step(true, 0.0, 300.0), None);
-        assert_eq!(p.step(true, 299.0, 300.0), None);
-        assert_eq!(
-            p.step(true, 300.0, 300.0),
-            Some(Step::Open { held_since: 0.0 })
-        );
-        assert_eq!(p.step(true, 310.0, 300.0), None);
-        assert_eq!(p.step(false, 320.0, 300.0), None);
-        // True again within `for`: still firing, and the resolve clock starts over.
-        assert_eq!(p.step(true, 330.0, 300.0), None);
-        assert_eq!(p.step(false, 400.0, 300.0), None);
-        assert_eq!(p.step(false, 699.0, 300.0), None);
-        assert_eq!(p.step(false, 700.0, 300.0), Some(Step::Resolve));
-        assert_eq!(p, Phase::Ok);
-        // A false event while pending starts over.
-        assert_eq!(p.step(true, 800.0, 300.0), None);
-        assert_eq!(p.step(false, 900.0, 300.0), None);
-        assert_eq!(p.step(true, 1000.0, 300.0), None);
-        assert_eq!(p.step(true, 1200.0, 300.0), None);
-        // With `for` zero both happen at the first event.
-        let mut p = Phase::Ok;
-        assert_eq!(p.step(true, 5.0, 0.0), Some(Step::Open { held_since: 5.0 }));
-        assert_eq!(p.step(false, 6.0, 0.0), Some(Step::Resolve));
     }
 
     #[test]
@@ -2346,17 +2081,5 @@ mod tests {
             a,
             "#1 🔥 web1 cpu idle 3.2 % (cpu-high) for 7 min · acked by alice@example.org"
         );
-    }
-
-    #[test]
-    fn globs_match_whole_names() {
-        assert!(glob("web1.*", "web1.cpu.cpu.idle"));
-        assert!(!glob("web1.*", "web10"));
-        assert!(glob("web?.cpu*", "web2.cpu.cpu.idle"));
-        assert!(glob("*idle", "web2.cpu.cpu.idle"));
-        assert!(!glob("*idle", "web2.cpu.cpu.idle.x"));
-        assert!(glob("*", ""));
-        assert!(glob("a*b*c", "aXbYbZc"));
-        assert!(!glob("cpu-high", "cpu-high2"));
     }
 }

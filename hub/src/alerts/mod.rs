@@ -16,17 +16,21 @@
 //!
 //! Layout: `rule` holds the rule and `[alerting]` config and their validation, `chat` the
 //! command parser, `format` the message templates and number/duration printing, `collector`
-//! the rule-less alerts, `book` the state machine itself.
+//! the rule-less alerts, `series` the per-series `for` and flap state, `silence` silences and
+//! their globs, `flood` grouping and rate limits, `book` the state machine tying them together.
 
 mod book;
 pub mod chat;
 pub mod collector;
+mod flood;
 pub mod format;
 pub mod rule;
+mod series;
+mod silence;
 
 pub use book::{
-    glob, Ack, Action, Alerts, HistoryEntry, OpenAlert, Outgoing, SavedAlerts, SavedRule, Sender,
-    Silence, Target,
+    Ack, Action, Alerts, HistoryEntry, OpenAlert, Outgoing, SavedAlerts, SavedRule, Sender, Target,
 };
 pub use chat::{ChatCommand, ChatError};
 pub use rule::{validate_rules, AlertingSection, Route, Rule, RuleConfig, RuleSpec, Settings};
+pub use silence::{glob, Silence};
