@@ -158,8 +158,9 @@ const RESOLVED_ICON: &str = "✅";
 enum Role {
     /// The rule's query: an output means the condition holds.
     Condition,
-    /// `SELECT id FROM <regex>`: an output means the event is one of the rule's series.
-    Member,
+    /// The rule's proc without its filters ([`Rule::measure_proc`]): an output without one
+    /// of the condition means the condition was judged and failed.
+    Measure,
 }
 
 #[derive(Debug)]
@@ -262,17 +263,17 @@ impl Alerts {
                 key: String::new(),
             })
             .map_err(|e| format!("alert `{name}`: query: {e}"))?;
-        let member = self
+        let measure = self
             .engine
             .restore(&Saved {
-                user: format!("alert-member:{name}"),
-                cmd: format!("SELECT id FROM {};", rule.regex),
+                user: format!("alert-measure:{name}"),
+                cmd: format!("SELECT {} FROM {};", rule.measure_proc(), rule.regex),
                 key: String::new(),
             })
             .map_err(|e| format!("alert `{name}`: query: {e}"))?;
         self.roles
             .insert(condition, (name.clone(), Role::Condition));
-        self.roles.insert(member, (name.clone(), Role::Member));
+        self.roles.insert(measure, (name.clone(), Role::Measure));
         let condition = rule.condition();
         self.rules.insert(name, RuleEntry { rule, condition });
         Ok(())
@@ -281,7 +282,7 @@ impl Alerts {
     /// Removes a rule, its series and its open alerts (told in the history only).
     fn remove_rule(&mut self, name: &str, now: f64) {
         self.engine.delete_all(&format!("alert:{name}"));
-        self.engine.delete_all(&format!("alert-member:{name}"));
+        self.engine.delete_all(&format!("alert-measure:{name}"));
         self.roles.retain(|_, (rule, _)| rule != name);
         self.rules.remove(name);
         self.series.remove(name);
@@ -315,8 +316,8 @@ impl Alerts {
             return Vec::new();
         }
         let outputs = std::mem::take(&mut self.scratch);
-        // Per rule: (is a member, the condition's value).
-        let mut seen: Vec<(String, bool, Option<f64>)> = Vec::new();
+        // Per rule: (the measure's value, the condition's value).
+        let mut seen: Vec<(String, Option<f64>, Option<f64>)> = Vec::new();
         for o in &outputs {
             let Some((rule, role)) = self.roles.get(&*o.key) else {
                 continue;
@@ -324,19 +325,21 @@ impl Alerts {
             let slot = match seen.iter().position(|(r, ..)| r == rule) {
                 Some(i) => i,
                 None => {
-                    seen.push((rule.clone(), false, None));
+                    seen.push((rule.clone(), None, None));
                     seen.len() - 1
                 }
             };
             match role {
-                Role::Member => seen[slot].1 = true,
+                Role::Measure => seen[slot].1 = Some(o.value),
                 Role::Condition => seen[slot].2 = Some(o.value),
             }
         }
         self.scratch = outputs;
-        for (rule, member, cond) in seen {
-            if member || cond.is_some() {
-                self.observe(&rule, name, cond, timestamp, value, now);
+        for (rule, measured, cond) in seen {
+            // Neither: the proc swallowed the event (a window filling up), which is no news.
+            if measured.is_some() || cond.is_some() {
+                let judged = measured.unwrap_or(value);
+                self.observe(&rule, name, cond, timestamp, judged, now);
             }
         }
         self.finish(now, Vec::new())
@@ -694,7 +697,15 @@ impl Alerts {
         map.get_mut(series).expect("inserted above")
     }
 
-    fn observe(&mut self, rule: &str, name: &str, cond: Option<f64>, t: f64, raw: f64, now: f64) {
+    fn observe(
+        &mut self,
+        rule: &str,
+        name: &str,
+        cond: Option<f64>,
+        t: f64,
+        measured: f64,
+        now: f64,
+    ) {
         let Some(entry) = self.rules.get(rule) else {
             return;
         };
@@ -710,11 +721,11 @@ impl Alerts {
         match s.phase.step(cond.is_some(), t, for_secs) {
             Some(Step::Open { held_since }) => {
                 let since = (now - (t - held_since).max(0.0)).min(now);
-                let value = cond.unwrap_or(raw);
+                let value = cond.unwrap_or(measured);
                 self.transition_open(rule, name, severity, since, Some(value), String::new(), now);
             }
             Some(Step::Resolve) => {
-                self.transition_resolve(rule, name, Some(raw), String::new(), now);
+                self.transition_resolve(rule, name, Some(measured), String::new(), now);
             }
             None => {
                 if let (Some(v), Some(id)) = (cond, s.open) {
@@ -1935,6 +1946,33 @@ mod tests {
         assert_eq!(
             bodies(&back),
             ["✅ web1 jabmon status alive back to 1 after 30 s (gone)"]
+        );
+    }
+
+    #[test]
+    fn windowed_procs_are_judged_per_window() {
+        let rule = RuleConfig {
+            name: "mean-low".into(),
+            query: r"SELECT window 3 (mean) | [< 10] FROM idle$".into(),
+            rooms: vec![ROOM.into()],
+            ..RuleConfig::default()
+        };
+        let mut b = book(&[rule]);
+        let feed = |b: &mut Alerts, t: f64, v: f64| bodies(&b.on_metric("web1.idle", t, v, t));
+        assert!(feed(&mut b, 0.0, 1.0).is_empty());
+        assert!(feed(&mut b, 1.0, 2.0).is_empty());
+        assert_eq!(
+            feed(&mut b, 2.0, 3.0),
+            ["⚠️ web1 idle 2 < 10 for 0 s (mean-low) #1"]
+        );
+        // The next window filling up is no news, however high its values.
+        assert!(feed(&mut b, 3.0, 30.0).is_empty());
+        assert!(feed(&mut b, 4.0, 60.0).is_empty());
+        assert_eq!(b.open_alerts().count(), 1);
+        // Its mean is judged when it is full, and is the value told.
+        assert_eq!(
+            feed(&mut b, 5.0, 90.0),
+            ["✅ web1 idle back to 60 after 3 s (mean-low)"]
         );
     }
 

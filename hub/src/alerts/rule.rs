@@ -264,6 +264,23 @@ impl Rule {
         format!("SELECT {} FROM {};", self.proc, self.regex)
     }
 
+    /// The proc without its filter stages: what the condition is judged on. An event for which
+    /// this produces a value and the whole proc does not is a failing one; an event for which
+    /// neither does (a `window` still filling) is no news. A proc with `absent` is judged on
+    /// every event (`id`): any event is the end of an absence.
+    pub fn measure_proc(&self) -> String {
+        let stages: Vec<&str> = self
+            .proc
+            .split(" | ")
+            .filter(|s| !(s.starts_with('[') && s.ends_with(']')))
+            .collect();
+        if stages.is_empty() || stages.iter().any(|s| s.starts_with("absent ")) {
+            "id".to_owned()
+        } else {
+            stages.join(" | ")
+        }
+    }
+
     /// The condition as people read it, from the proc's last filter stage: `< 10 %` for
     /// `[< 10]` (and for `[10 >]`), empty when the proc has no filter.
     pub fn condition(&self) -> String {
@@ -694,6 +711,25 @@ mod tests {
         assert_eq!(with("SELECT mean | [>= 0.5] FROM a", ""), "≥ 0.5");
         assert_eq!(with("SELECT [> 1] | (* 2) | [/= 3] FROM a", ""), "≠ 3");
         assert_eq!(with("SELECT mean FROM a", "%"), "");
+    }
+
+    #[test]
+    fn measure_is_the_proc_without_filters() {
+        let with = |query: &str| {
+            rule(RuleConfig {
+                query: query.into(),
+                ..config("m")
+            })
+            .measure_proc()
+        };
+        assert_eq!(with("SELECT [< 10] FROM a"), "id");
+        assert_eq!(
+            with("SELECT window 5 (mean) | [< 10] FROM a"),
+            "window 5 (mean)"
+        );
+        assert_eq!(with("SELECT rate | [> 1] | (* 8) FROM a"), "rate | (* 8)");
+        assert_eq!(with("SELECT absent 5m FROM a"), "id");
+        assert_eq!(with("SELECT mean FROM a"), "mean");
     }
 
     #[test]
