@@ -490,4 +490,52 @@ mod tests {
             assert_eq!(err(body), message, "{body:?}");
         }
     }
+
+    mod never_panics {
+        use super::*;
+        use crate::alerts::rule::Settings;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn on_any_body(body in "(?s)(ALERT|ack|silence|history|unsilence|drop alert|alerts|\\PC){0,3}[ -~éü🔥\"\\\\\n]{0,60}") {
+                if let Some(Ok(ChatCommand::Define(spec))) = parse(&body, &Limits::default()) {
+                    let _ = spec.validate(Some("a@b"), &Settings::default(), &Limits::default());
+                }
+            }
+
+            #[test]
+            fn on_any_rule_clauses(
+                clauses in prop::collection::vec(prop_oneof![
+                    "SEVERITY (info|warn|crit|loud)",
+                    "FOR (0|30s|5m|1h30m|x)",
+                    "REPEAT (never|2h|10s)",
+                    "UNIT (%|\"kB/s\"|\"a \\\"b\\\"\")",
+                    "ROUTE (ROOM|USER) [a-z]{1,3}@[a-z]{1,3}(, USER b@c)?",
+                    "(MESSAGE|RESOLVED) \"[{}a-z ]{0,12}\"",
+                ], 0..5),
+                query in prop_oneof![
+                    Just("SELECT [< 10] FROM ^web.*$;".to_owned()),
+                    Just("SELECT window 3 (mean) | [> 2.5] FROM idle$".to_owned()),
+                    Just("SELECT absent 1m FROM x".to_owned()),
+                    "SELECT [ -~]{0,20}",
+                ],
+            ) {
+                let body = format!("ALERT r {} {query}", clauses.join(" "));
+                if let Some(Ok(ChatCommand::Define(spec))) = parse(&body, &Limits::default()) {
+                    if let Ok(rule) = spec.validate(Some("a@b"), &Settings::default(), &Limits::default()) {
+                        // What validates prints back to itself.
+                        let again = parse(&rule.to_chat(), &Limits::default());
+                        let Some(Ok(ChatCommand::Define(back))) = again else {
+                            panic!("{body:?} printed as {:?}", rule.to_chat());
+                        };
+                        let back = back
+                            .validate(Some("a@b"), &Settings::default(), &Limits::default())
+                            .unwrap();
+                        prop_assert_eq!(back, rule);
+                    }
+                }
+            }
+        }
+    }
 }

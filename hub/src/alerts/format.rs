@@ -364,4 +364,24 @@ mod tests {
             "a message template must not be empty"
         );
     }
+
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn on_any_template(text in "[{}a-z é🔥]{0,40}") {
+                if let Ok(t) = Template::parse(&text) {
+                    let _ = t.render(&Fields::default());
+                }
+            }
+
+            #[test]
+            fn on_any_number(v in proptest::num::f64::ANY, secs in proptest::num::f64::ANY) {
+                let _ = value(v);
+                let _ = duration(secs);
+            }
+        }
+    }
 }
