@@ -654,8 +654,12 @@ impl Alerts {
             next = next.max(a.id + 1);
             a.last_sent = now;
             let grace = self.settings.restore_grace_secs;
+            // Collector alerts have no condition of their own: their series stay `Ok`.
+            let by_rule = self.rules.contains_key(&a.source);
             let entry = self.series_entry(&a.source, &a.series);
-            entry.phase = Phase::Firing;
+            if by_rule {
+                entry.phase = Phase::Firing;
+            }
             entry.open = Some(a.id);
             entry.hold_until = now + grace;
             if a.flapping {
@@ -1453,6 +1457,7 @@ mod tests {
     use super::*;
     use crate::alerts::collector::{self, Signal};
     use crate::alerts::rule::{validate_rules, AlertingSection, RuleConfig};
+    use crate::collectors::{Change, Status};
     use jabmon_shared::payload::{Event, EventKind};
 
     const ROOM: &str = "ops@conference.example.org";
@@ -1874,6 +1879,24 @@ mod tests {
         }
     }
 
+    fn status_change(from: Status, to: Status) -> Signal {
+        collector::from_status(&Change {
+            jid: "web1@example.org".into(),
+            host: "web1".into(),
+            from,
+            to,
+        })
+        .unwrap()
+    }
+
+    fn dead_signal() -> Signal {
+        status_change(Status::Alive, Status::Dead)
+    }
+
+    fn alive_signal() -> Signal {
+        status_change(Status::Dead, Status::Alive)
+    }
+
     #[test]
     fn collector_events_open_and_resolve_without_rules() {
         let mut b = book(&[]);
@@ -2030,6 +2053,18 @@ mod tests {
                 "⚠️ web3 load 5 > 4 for 1 min (load-high) #2".into()
             )]
         );
+        // A restored collector alert resolves by its signal, and its series is then forgotten.
+        let mut c = book(&[]);
+        c.on_collector(dead_signal(), 0.0);
+        let mut c2 = book(&[]);
+        assert!(c2.restore(c.save(), 100.0).is_empty());
+        let out = c2.on_collector(alive_signal(), 160.0);
+        assert_eq!(
+            bodies(&out),
+            ["✅ web1 collector alive after 2 min (collector)"]
+        );
+        c2.tick(160.0 + 601.0);
+        assert!(c2.series.is_empty(), "{:?}", c2.series);
         // What cannot come back is said.
         let mut lost = book(&[]);
         let problems = lost.restore(b.save(), 1000.0);
