@@ -651,6 +651,58 @@ mod tests {
     }
 
     #[test]
+    fn hub_toml_sections_load_through_the_config_loader() {
+        use jabmon_shared::config::{Problems, RawConfig};
+        let dir = std::env::temp_dir().join(format!("jabmon-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.toml");
+        std::fs::write(
+            &path,
+            r#"
+[alerting]
+group_wait = "5s"
+collector_rooms = ["ops@conference.example.org"]
+
+[[alerts]]
+name = "cpu-high"
+query = 'SELECT [< 10] FROM ^web.*\.cpu\.cpu\.idle$'
+for = "5m"
+unit = "%"
+rooms = ["ops@conference.example.org"]
+
+[[alerts]]
+name = "disk"
+query = "SELECT [> 90] FROM df-.*percent.used$"
+severity = "critical"
+users = ["alice@example.org"]
+"#,
+        )
+        .unwrap();
+        let mut raw = RawConfig::load_with_env(Some(&path), Some(Default::default())).unwrap();
+        let mut p = Problems::default();
+        let section: AlertingSection = raw.section("alerting", &mut p);
+        let configs: Vec<RuleConfig> = raw.section("alerts", &mut p);
+        assert!(p.is_empty(), "{p}");
+        let settings = section.validate().unwrap();
+        assert_eq!(settings.group_wait_secs, 5.0);
+        let rules = validate_rules(&configs, &settings, &Limits::default()).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].for_secs, 300.0);
+        assert_eq!(rules[0].regex, r"^web.*\.cpu\.cpu\.idle$");
+        assert_eq!(rules[1].severity, Severity::Critical);
+        // An unknown key in an [[alerts]] table is a problem.
+        std::fs::write(
+            &path,
+            "[[alerts]]\nname = \"x\"\nquery = \"SELECT id FROM a\"\ncolour = 1\n",
+        )
+        .unwrap();
+        let mut raw = RawConfig::load_with_env(Some(&path), Some(Default::default())).unwrap();
+        let _: Vec<RuleConfig> = raw.section("alerts", &mut p);
+        assert!(p.to_string().contains("colour"), "{p}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn every_problem_of_every_rule_is_reported() {
         let bad = RuleConfig {
             name: "Bad Name".into(),
