@@ -9,6 +9,7 @@
 //! - [`bot`]: the event loop wiring them to the XMPP session.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod bot;
 pub mod collectors;
 pub mod commands;
