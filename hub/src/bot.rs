@@ -281,7 +281,7 @@ impl Hub {
                 let saved = match outcome {
                     Ok(Some(result)) => pep::item_payloads(result)
                         .into_iter()
-                        .filter_map(|p| storage::Registrations::try_from(p).ok())
+                        .filter_map(|p| storage::PepRegistrations::try_from(p).ok())
                         .next_back()
                         .map(|r| r.into_saved())
                         .unwrap_or_default(),
@@ -345,7 +345,7 @@ impl Hub {
                             .filter_map(|f| Some((f.var.clone()?, f.values.first()?.clone())))
                             .filter(|(k, _)| k != "FORM_TYPE")
                             .collect();
-                        self.registry.facts(&from.to_bare().to_string(), facts);
+                        self.registry.facts(&from.to_bare(), facts);
                     }
                 }
                 for (jid, seen) in self.caps_waiting.remove(&ver).unwrap_or_default() {
@@ -443,7 +443,7 @@ impl Hub {
                             }
                         }
                     }
-                    None if self.registry.is_known(&key) => self.collector_seen(&full, seen).await,
+                    None if self.registry.is_known(&bare) => self.collector_seen(&full, seen).await,
                     None => {}
                 }
             }
@@ -457,7 +457,7 @@ impl Hub {
                         }
                     }
                 }
-                if self.registry.is_known(&key) {
+                if self.registry.is_known(&bare) {
                     let resources = self.collector_resources.entry(key.clone()).or_default();
                     match from.resource() {
                         Some(r) => {
@@ -469,7 +469,7 @@ impl Hub {
                         None => {}
                     }
                     if resources.is_empty() {
-                        if let Some(change) = self.registry.presence(&key, Seen::Unavailable, t) {
+                        if let Some(change) = self.registry.presence(&bare, Seen::Unavailable, t) {
                             self.status_changed(change).await;
                         }
                     }
@@ -480,12 +480,13 @@ impl Hub {
     }
 
     async fn collector_seen(&mut self, full: &FullJid, seen: Seen) {
-        let key = full.to_bare().to_string();
+        let bare = full.to_bare();
+        let key = bare.to_string();
         self.collector_resources
             .entry(key.clone())
             .or_default()
             .insert(full.resource().to_string());
-        if let Some(change) = self.registry.presence(&key, seen, now()) {
+        if let Some(change) = self.registry.presence(&bare, seen, now()) {
             self.status_changed(change).await;
         }
     }
@@ -495,14 +496,14 @@ impl Hub {
         tracing::info!(collector = %change.jid, host = %change.host, from = %change.from, to = %change.to, "Collector status changed.");
         let t = now();
         let item = CollectorStatus {
-            jid: change.jid.clone(),
+            jid: change.jid.to_string(),
             host: change.host.clone(),
-            status: change.to.to_string(),
+            status: change.to,
             timestamp: t,
         };
         let req = pep::publish(
             ns::COLLECTORS,
-            &change.jid,
+            change.jid.as_str(),
             item.into(),
             &[("pubsub#access_model", "presence")],
         );
@@ -514,13 +515,13 @@ impl Hub {
         self.engine.feed(
             &format!("{}.jabmon.status.alive", change.host),
             t,
-            change.to.alive(),
+            f64::from(u8::from(change.to.is_alive())),
             &mut out,
         );
         self.engine.feed(
             &format!("{}.jabmon.status.busy", change.host),
             t,
-            change.to.busy(),
+            f64::from(u8::from(change.to.is_busy())),
             &mut out,
         );
         self.queue_outputs(out, t).await;
@@ -610,7 +611,7 @@ impl Hub {
                 }
             }
             Storage::Pep => {
-                let payload: Element = storage::Registrations::from(saved.as_slice()).into();
+                let payload: Element = storage::PepRegistrations::from(saved.as_slice()).into();
                 let mut options = vec![
                     ("pubsub#persist_items", "true"),
                     ("pubsub#access_model", "whitelist"),
@@ -633,7 +634,7 @@ impl Hub {
             return;
         };
         let jid = from.to_string();
-        if !self.registry.is_known(&jid) && !self.cfg.collectors.allows(&from) {
+        if !self.registry.is_known(&from) && !self.cfg.collectors.allows(&from) {
             return;
         }
         let t = now();
@@ -653,13 +654,13 @@ impl Hub {
                     .collect();
                 if !self
                     .registry
-                    .stats(&jid, &stats.host, stats.timestamp, values, t)
+                    .record_stats(&from, &stats.host, stats.timestamp, values, t)
                 {
                     continue; // a replay or a duplicate
                 }
                 let host = self
                     .registry
-                    .get(&jid)
+                    .get(&from)
                     .map(|c| c.host.clone())
                     .unwrap_or_default();
                 for s in &stats.stats {
@@ -672,15 +673,15 @@ impl Hub {
                 }
                 if self
                     .registry
-                    .get(&jid)
-                    .is_some_and(|c| c.status.alive() == 0.0)
+                    .get(&from)
+                    .is_some_and(|c| !c.status.is_alive())
                     && self
                         .collector_resources
                         .get(&jid)
                         .is_some_and(|r| !r.is_empty())
                 {
                     if let Some(change) = self.registry.presence(
-                        &jid,
+                        &from,
                         Seen::Available {
                             away: false,
                             dnd: false,
@@ -706,7 +707,7 @@ impl Hub {
                 }
                 let host = self
                     .registry
-                    .get(&jid)
+                    .get(&from)
                     .map(|c| c.host.clone())
                     .unwrap_or_else(|| jabmon_shared::metric::host_label(&ev.host));
                 self.engine.feed(
@@ -797,8 +798,10 @@ impl Hub {
                         .collect(),
                     extensions: vec![],
                 }),
-                Some(n) if self.registry.is_known(n) && is_user => Ok(self.collector_info(n)),
-                Some(n) if self.registry.is_known(n) => {
+                Some(n) if BareJid::new(n).is_ok_and(|j| self.registry.is_known(&j)) && is_user => {
+                    Ok(self.collector_info(n))
+                }
+                Some(n) if BareJid::new(n).is_ok_and(|j| self.registry.is_known(&j)) => {
                     Err(stanza_error(DefinedCondition::Forbidden, None))
                 }
                 Some(_) => Err(stanza_error(DefinedCondition::ItemNotFound, None)),
@@ -815,8 +818,8 @@ impl Hub {
                             .iter()
                             .filter_map(|c| {
                                 Some(Item {
-                                    jid: Jid::new(&c.jid).ok()?,
-                                    node: Some(c.jid.clone()),
+                                    jid: Jid::from(c.jid.clone()),
+                                    node: Some(c.jid.to_string()),
                                     name: Some(c.host.clone()),
                                 })
                             })
@@ -876,7 +879,10 @@ impl Hub {
     }
 
     fn collector_info(&self, jid: &str) -> DiscoInfoResult {
-        let c = self.registry.get(jid).expect("known collector");
+        let c = self
+            .registry
+            .get(&BareJid::new(jid).expect("known collector"))
+            .expect("known collector");
         let text = |var: &str, label: &str, v: String| {
             forms::field(var, FieldType::TextSingle, label, vec![v])
         };

@@ -15,7 +15,7 @@ pub fn execute(registry: &Registry, now: f64) -> Element {
         .map(|c| {
             vec![
                 c.host.clone(),
-                c.jid.clone(),
+                c.jid.to_string(),
                 c.status.to_string(),
                 ago(c.last_seen),
                 ago(c.last_sample),

@@ -5,7 +5,7 @@
 //! the hub passes to [`tick`]. Nothing here reads the wall clock. Every stage emits at most one
 //! event per input, and an output keeps the timestamp of the event that triggered it.
 
-use super::proc::{Proc, Stage, Sync};
+use super::proc::{PerEvent, Proc, Stage};
 use super::quantile::Quantile;
 
 /// The state of one pipeline for one event name.
@@ -68,37 +68,37 @@ enum Fold {
 }
 
 impl Fold {
-    fn new(s: &Sync) -> Fold {
+    fn new(s: &PerEvent) -> Fold {
         match s {
-            Sync::Sum => Fold::Sum(0.0),
-            Sync::Prod => Fold::Prod(1.0),
+            PerEvent::Sum => Fold::Sum(0.0),
+            PerEvent::Prod => Fold::Prod(1.0),
             // f64::min/max ignore a NaN operand, so NaN is "no value yet".
-            Sync::Minimum => Fold::Min(f64::NAN),
-            Sync::Maximum => Fold::Max(f64::NAN),
-            Sync::Mean => Fold::Mean { sum: 0.0, n: 0 },
-            Sync::Count => Fold::Count(0),
-            Sync::Median => Fold::Quantile(Quantile::new(0.5)),
+            PerEvent::Minimum => Fold::Min(f64::NAN),
+            PerEvent::Maximum => Fold::Max(f64::NAN),
+            PerEvent::Mean => Fold::Mean { sum: 0.0, n: 0 },
+            PerEvent::Count => Fold::Count(0),
+            PerEvent::Median => Fold::Quantile(Quantile::new(0.5)),
             _ => Fold::None,
         }
     }
 
-    fn reset(&mut self, s: &Sync) {
+    fn reset(&mut self, s: &PerEvent) {
         match self {
             Fold::Quantile(q) => q.reset(),
             other => *other = Fold::new(s),
         }
     }
 
-    fn apply(&mut self, s: &Sync, x: f64) -> f64 {
+    fn apply(&mut self, s: &PerEvent, x: f64) -> f64 {
         match (s, self) {
-            (Sync::Id, _) => x,
-            (Sync::Abs, _) => x.abs(),
-            (Sync::Ceil, _) => x.ceil(),
-            (Sync::Floor, _) => x.floor(),
-            (Sync::Round, _) => x.round_ties_even(),
-            (Sync::Truncate, _) => x.trunc(),
+            (PerEvent::Id, _) => x,
+            (PerEvent::Abs, _) => x.abs(),
+            (PerEvent::Ceil, _) => x.ceil(),
+            (PerEvent::Floor, _) => x.floor(),
+            (PerEvent::Round, _) => x.round_ties_even(),
+            (PerEvent::Truncate, _) => x.trunc(),
             (
-                Sync::Arith {
+                PerEvent::Arith {
                     op,
                     value,
                     value_first,
@@ -146,14 +146,14 @@ impl Fold {
     }
 }
 
-fn apply_body(body: &[Sync], folds: &mut [Fold], mut x: f64) -> f64 {
+fn apply_body(body: &[PerEvent], folds: &mut [Fold], mut x: f64) -> f64 {
     for (s, f) in body.iter().zip(folds.iter_mut()) {
         x = f.apply(s, x);
     }
     x
 }
 
-fn reset_body(body: &[Sync], folds: &mut [Fold]) {
+fn reset_body(body: &[PerEvent], folds: &mut [Fold]) {
     for (s, f) in body.iter().zip(folds.iter_mut()) {
         f.reset(s);
     }
@@ -169,7 +169,7 @@ impl PipeState {
             .stages
             .iter()
             .map(|stage| match stage {
-                Stage::Sync(s) => StageState::Fold(Fold::new(s)),
+                Stage::PerEvent(s) => StageState::Fold(Fold::new(s)),
                 Stage::Window { body, .. } => StageState::Window {
                     seen: 0,
                     body: body.iter().map(Fold::new).collect(),
@@ -248,7 +248,7 @@ fn run(stages: &[Stage], states: &mut [StageState], ts: f64, mut x: f64) -> Opti
 
 fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
     match (stage, state) {
-        (Stage::Sync(s), StageState::Fold(f)) => Some(f.apply(s, x)),
+        (Stage::PerEvent(s), StageState::Fold(f)) => Some(f.apply(s, x)),
         (
             Stage::Filter {
                 op,

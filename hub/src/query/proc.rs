@@ -23,7 +23,7 @@ pub struct Proc {
 
 /// A per-event stage: exactly one output for each input.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sync {
+pub enum PerEvent {
     Id,
     Abs,
     Ceil,
@@ -48,14 +48,14 @@ pub enum Sync {
 /// A stage that may swallow events, hold state across them, or emit on a clock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {
-    Sync(Sync),
+    PerEvent(PerEvent),
     Window {
         size: u64,
-        body: Vec<Sync>,
+        body: Vec<PerEvent>,
     },
     TWindow {
-        width: Duration,
-        body: Vec<Sync>,
+        width: Millis,
+        body: Vec<PerEvent>,
     },
     Sma(u64),
     Ewma(Num),
@@ -74,9 +74,9 @@ pub enum Stage {
     Changed,
     Throttle {
         count: u64,
-        per: Duration,
+        per: Millis,
     },
-    Absent(Duration),
+    Absent(Millis),
     Percentile {
         pct: Num,
         size: u64,
@@ -114,11 +114,11 @@ impl PartialEq for Num {
 
 /// A duration in whole milliseconds, 1 ms ..= [`MAX_DURATION_MS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duration {
+pub struct Millis {
     pub ms: u64,
 }
 
-impl Duration {
+impl Millis {
     pub fn secs(self) -> f64 {
         self.ms as f64 / 1000.0
     }
@@ -195,14 +195,14 @@ const SYNC: &str = "a per-event function (id, abs, mean, median, (* v), …)";
 fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     c.skip_ws();
     match c.peek() {
-        Some('(') => return parse_arith(c).map(Stage::Sync),
+        Some('(') => return parse_arith(c).map(Stage::PerEvent),
         Some('[') => return parse_filter(c),
         _ => {}
     }
     let start = c.pos();
     let word = c.word().to_ascii_lowercase();
     if let Some(sync) = sync_named(&word) {
-        return Ok(Stage::Sync(sync));
+        return Ok(Stage::PerEvent(sync));
     }
     let stage = match word.as_str() {
         "window" => {
@@ -276,27 +276,27 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     Ok(stage)
 }
 
-fn sync_named(word: &str) -> Option<Sync> {
+fn sync_named(word: &str) -> Option<PerEvent> {
     Some(match word {
-        "id" => Sync::Id,
-        "abs" => Sync::Abs,
-        "ceil" => Sync::Ceil,
-        "floor" => Sync::Floor,
-        "round" => Sync::Round,
-        "truncate" => Sync::Truncate,
-        "mean" => Sync::Mean,
-        "median" => Sync::Median,
-        "minimum" => Sync::Minimum,
-        "maximum" => Sync::Maximum,
-        "sum" => Sync::Sum,
-        "prod" => Sync::Prod,
-        "count" => Sync::Count,
+        "id" => PerEvent::Id,
+        "abs" => PerEvent::Abs,
+        "ceil" => PerEvent::Ceil,
+        "floor" => PerEvent::Floor,
+        "round" => PerEvent::Round,
+        "truncate" => PerEvent::Truncate,
+        "mean" => PerEvent::Mean,
+        "median" => PerEvent::Median,
+        "minimum" => PerEvent::Minimum,
+        "maximum" => PerEvent::Maximum,
+        "sum" => PerEvent::Sum,
+        "prod" => PerEvent::Prod,
+        "count" => PerEvent::Count,
         _ => return None,
     })
 }
 
 /// `"(" sync ("|" sync)* ")"`
-fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<Sync>, ParseError> {
+fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<PerEvent>, ParseError> {
     expect(c, '(', "(")?;
     let mut body = vec![parse_sync(c)?];
     while c.eat('|') {
@@ -306,7 +306,7 @@ fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<Sync>, ParseError> {
     Ok(body)
 }
 
-fn parse_sync(c: &mut Cursor<'_>) -> Result<Sync, ParseError> {
+fn parse_sync(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
     c.skip_ws();
     if c.peek() == Some('(') {
         return parse_arith(c);
@@ -321,23 +321,23 @@ fn parse_sync(c: &mut Cursor<'_>) -> Result<Sync, ParseError> {
 
 /// `"(" aop val ")" | "(" val aop ")"`. A leading `-` is ambiguous (`(- 1)` vs `(-1 -)`):
 /// the operator-first reading is tried first, then the value-first one.
-fn parse_arith(c: &mut Cursor<'_>) -> Result<Sync, ParseError> {
+fn parse_arith(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
     expect(c, '(', "(")?;
-    let op_first = |c: &mut Cursor<'_>| -> Result<Sync, ParseError> {
+    let op_first = |c: &mut Cursor<'_>| -> Result<PerEvent, ParseError> {
         let op = aop(c).ok_or_else(|| c.expected("an operator (* / + -) or a number"))?;
         let value = value(c)?;
         expect(c, ')', ")")?;
-        Ok(Sync::Arith {
+        Ok(PerEvent::Arith {
             op,
             value,
             value_first: false,
         })
     };
-    let value_first = |c: &mut Cursor<'_>| -> Result<Sync, ParseError> {
+    let value_first = |c: &mut Cursor<'_>| -> Result<PerEvent, ParseError> {
         let value = value(c)?;
         let op = aop(c).ok_or_else(|| c.expected("an operator (* / + -)"))?;
         expect(c, ')', ")")?;
-        Ok(Sync::Arith {
+        Ok(PerEvent::Arith {
             op,
             value,
             value_first: true,
@@ -464,7 +464,7 @@ fn count(c: &mut Cursor<'_>, what: &str, min: u64) -> Result<u64, ParseError> {
 }
 
 /// `DUR := INT ("ms" | "s" | "m" | "h")`
-fn duration(c: &mut Cursor<'_>) -> Result<Duration, ParseError> {
+fn duration(c: &mut Cursor<'_>) -> Result<Millis, ParseError> {
     let at = next_pos(c);
     let digits = c.digits();
     if digits.is_empty() {
@@ -479,7 +479,7 @@ fn duration(c: &mut Cursor<'_>) -> Result<Duration, ParseError> {
     };
     c.word();
     match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
-        Some(ms) if (1..=MAX_DURATION_MS).contains(&ms) => Ok(Duration { ms }),
+        Some(ms) if (1..=MAX_DURATION_MS).contains(&ms) => Ok(Millis { ms }),
         _ => Err(c.invalid(at, "duration must be between 1ms and 366 days")),
     }
 }
@@ -502,7 +502,7 @@ impl fmt::Display for Num {
     }
 }
 
-impl fmt::Display for Duration {
+impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.ms;
         match () {
@@ -538,28 +538,28 @@ impl fmt::Display for Lop {
     }
 }
 
-impl fmt::Display for Sync {
+impl fmt::Display for PerEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            Sync::Id => "id",
-            Sync::Abs => "abs",
-            Sync::Ceil => "ceil",
-            Sync::Floor => "floor",
-            Sync::Round => "round",
-            Sync::Truncate => "truncate",
-            Sync::Mean => "mean",
-            Sync::Median => "median",
-            Sync::Minimum => "minimum",
-            Sync::Maximum => "maximum",
-            Sync::Sum => "sum",
-            Sync::Prod => "prod",
-            Sync::Count => "count",
-            Sync::Arith {
+            PerEvent::Id => "id",
+            PerEvent::Abs => "abs",
+            PerEvent::Ceil => "ceil",
+            PerEvent::Floor => "floor",
+            PerEvent::Round => "round",
+            PerEvent::Truncate => "truncate",
+            PerEvent::Mean => "mean",
+            PerEvent::Median => "median",
+            PerEvent::Minimum => "minimum",
+            PerEvent::Maximum => "maximum",
+            PerEvent::Sum => "sum",
+            PerEvent::Prod => "prod",
+            PerEvent::Count => "count",
+            PerEvent::Arith {
                 op,
                 value,
                 value_first: false,
             } => return write!(f, "({op} {value})"),
-            Sync::Arith {
+            PerEvent::Arith {
                 op,
                 value,
                 value_first: true,
@@ -569,7 +569,7 @@ impl fmt::Display for Sync {
     }
 }
 
-fn write_body(f: &mut fmt::Formatter<'_>, body: &[Sync]) -> fmt::Result {
+fn write_body(f: &mut fmt::Formatter<'_>, body: &[PerEvent]) -> fmt::Result {
     f.write_str("(")?;
     for (i, s) in body.iter().enumerate() {
         if i > 0 {
@@ -583,7 +583,7 @@ fn write_body(f: &mut fmt::Formatter<'_>, body: &[Sync]) -> fmt::Result {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Stage::Sync(s) => write!(f, "{s}"),
+            Stage::PerEvent(s) => write!(f, "{s}"),
             Stage::Window { size, body } => {
                 write!(f, "window {size} ")?;
                 write_body(f, body)
@@ -778,33 +778,33 @@ mod tests {
             (0u32..=1000).prop_map(|i| Num(f64::from(i) / 1000.0))
         }
 
-        fn duration() -> impl Strategy<Value = Duration> {
-            (1..=MAX_DURATION_MS).prop_map(|ms| Duration { ms })
+        fn duration() -> impl Strategy<Value = Millis> {
+            (1..=MAX_DURATION_MS).prop_map(|ms| Millis { ms })
         }
 
-        fn sync() -> impl Strategy<Value = Sync> {
+        fn sync() -> impl Strategy<Value = PerEvent> {
             prop_oneof![
                 prop::sample::select(vec![
-                    Sync::Id,
-                    Sync::Abs,
-                    Sync::Ceil,
-                    Sync::Floor,
-                    Sync::Round,
-                    Sync::Truncate,
-                    Sync::Mean,
-                    Sync::Median,
-                    Sync::Minimum,
-                    Sync::Maximum,
-                    Sync::Sum,
-                    Sync::Prod,
-                    Sync::Count,
+                    PerEvent::Id,
+                    PerEvent::Abs,
+                    PerEvent::Ceil,
+                    PerEvent::Floor,
+                    PerEvent::Round,
+                    PerEvent::Truncate,
+                    PerEvent::Mean,
+                    PerEvent::Median,
+                    PerEvent::Minimum,
+                    PerEvent::Maximum,
+                    PerEvent::Sum,
+                    PerEvent::Prod,
+                    PerEvent::Count,
                 ]),
                 (
                     prop::sample::select(vec![Aop::Mul, Aop::Div, Aop::Add, Aop::Sub]),
                     num(),
                     any::<bool>()
                 )
-                    .prop_map(|(op, value, value_first)| Sync::Arith {
+                    .prop_map(|(op, value, value_first)| PerEvent::Arith {
                         op,
                         value,
                         value_first
@@ -816,7 +816,7 @@ mod tests {
             let count = 1..=MAX_COUNT;
             let body = || prop::collection::vec(sync(), 1..4);
             prop_oneof![
-                sync().prop_map(Stage::Sync),
+                sync().prop_map(Stage::PerEvent),
                 (count.clone(), body()).prop_map(|(size, body)| Stage::Window { size, body }),
                 (duration(), body()).prop_map(|(width, body)| Stage::TWindow { width, body }),
                 count.clone().prop_map(Stage::Sma),
