@@ -39,65 +39,75 @@ const TABLE: &str = "leela.xmpp";
 pub fn parse(body: &str, limits: &Limits) -> Result<Statement, QueryError> {
     let mut c = Cursor::new(body);
     if c.eat_keyword("select") {
-        c.skip_ws();
-        if c.eat('*') {
-            keyword(&mut c, "from", "FROM")?;
-            table(&mut c)?;
-            end(&mut c)?;
-            return Ok(Statement::List);
-        }
-        let proc = proc::parse_pipeline(&mut c)?;
-        // Measured on the canonical text, so a restored registration passes as it did first.
-        if proc.to_string().chars().count() > limits.max_proc_chars {
-            return Err(QueryError::TooLarge {
-                what: "proc length (characters)",
-                limit: limits.max_proc_chars,
-            });
-        }
-        if proc.weight() > limits.max_proc_stages {
-            return Err(QueryError::TooLarge {
-                what: "proc stage count",
-                limit: limits.max_proc_stages,
-            });
-        }
-        keyword(&mut c, "from", "| or FROM")?;
-        c.skip_ws();
-        let rest = c.rest().trim_end();
-        let regex = rest.strip_suffix(';').unwrap_or(rest).trim_end();
-        if regex.is_empty() {
-            return Err(c.expected("a regex").into());
-        }
-        return Ok(Statement::Register {
-            proc,
-            regex: regex.to_owned(),
-            regex_column: c.column_of(c.pos()),
-        });
+        return parse_select(&mut c, limits);
     }
     if c.eat_keyword("delete") {
-        keyword(&mut c, "from", "FROM")?;
-        table(&mut c)?;
-        if !c.eat_keyword("where") {
-            end(&mut c)?;
-            return Ok(Statement::DeleteAll);
-        }
-        keyword(&mut c, "key", "key")?;
-        if !c.eat('=') {
-            return Err(c.expected("=").into());
-        }
-        c.skip_ws();
-        let key = c.rest();
-        let len = key
-            .find(|ch: char| !ch.is_ascii_alphanumeric())
-            .unwrap_or(key.len());
-        if len == 0 {
-            return Err(c.expected("a key").into());
-        }
-        let key = key[..len].to_ascii_lowercase();
-        c.set_pos(c.pos() + len);
-        end(&mut c)?;
-        return Ok(Statement::Delete { key });
+        return parse_delete(&mut c);
     }
     Err(c.expected("SELECT or DELETE").into())
+}
+
+/// After `SELECT`: `* FROM leela.xmpp;` or `<proc> FROM <regex>;`.
+fn parse_select(c: &mut Cursor<'_>, limits: &Limits) -> Result<Statement, QueryError> {
+    c.skip_ws();
+    if c.eat('*') {
+        keyword(c, "from", "FROM")?;
+        table(c)?;
+        end(c)?;
+        return Ok(Statement::List);
+    }
+    let proc = proc::parse_pipeline(c)?;
+    // Measured on the canonical text, so a restored registration passes as it did first.
+    if proc.to_string().chars().count() > limits.max_proc_chars {
+        return Err(QueryError::TooLarge {
+            what: "proc length (characters)",
+            limit: limits.max_proc_chars,
+        });
+    }
+    if proc.weight() > limits.max_proc_stages {
+        return Err(QueryError::TooLarge {
+            what: "proc stage count",
+            limit: limits.max_proc_stages,
+        });
+    }
+    keyword(c, "from", "| or FROM")?;
+    c.skip_ws();
+    let rest = c.rest().trim_end();
+    let regex = rest.strip_suffix(';').unwrap_or(rest).trim_end();
+    if regex.is_empty() {
+        return Err(c.expected("a regex").into());
+    }
+    Ok(Statement::Register {
+        proc,
+        regex: regex.to_owned(),
+        regex_column: c.column_of(c.pos()),
+    })
+}
+
+/// After `DELETE`: `FROM leela.xmpp;` or `FROM leela.xmpp WHERE key=<hex>;`.
+fn parse_delete(c: &mut Cursor<'_>) -> Result<Statement, QueryError> {
+    keyword(c, "from", "FROM")?;
+    table(c)?;
+    if !c.eat_keyword("where") {
+        end(c)?;
+        return Ok(Statement::DeleteAll);
+    }
+    keyword(c, "key", "key")?;
+    if !c.eat('=') {
+        return Err(c.expected("=").into());
+    }
+    c.skip_ws();
+    let key = c.rest();
+    let len = key
+        .find(|ch: char| !ch.is_ascii_alphanumeric())
+        .unwrap_or(key.len());
+    if len == 0 {
+        return Err(c.expected("a key").into());
+    }
+    let key = key[..len].to_ascii_lowercase();
+    c.set_pos(c.pos() + len);
+    end(c)?;
+    Ok(Statement::Delete { key })
 }
 
 fn keyword(c: &mut Cursor<'_>, kw: &str, expected: &str) -> Result<(), QueryError> {

@@ -190,7 +190,7 @@ pub(crate) fn parse_pipeline(c: &mut Cursor<'_>) -> Result<Proc, ParseError> {
 }
 
 const STAGE: &str = "a function (id, mean, window, [> v], (* v), …)";
-const SYNC: &str = "a per-event function (id, abs, mean, median, (* v), …)";
+const PER_EVENT: &str = "a per-event function (id, abs, mean, median, (* v), …)";
 
 fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     c.skip_ws();
@@ -201,43 +201,21 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     }
     let start = c.pos();
     let word = c.word().to_ascii_lowercase();
-    if let Some(sync) = sync_named(&word) {
-        return Ok(Stage::PerEvent(sync));
+    if let Some(per_event) = per_event_named(&word) {
+        return Ok(Stage::PerEvent(per_event));
     }
     let stage = match word.as_str() {
-        "window" => {
-            let size = count(c, "window size", 1)?;
-            Stage::Window {
-                size,
-                body: parse_body(c)?,
-            }
-        }
-        "twindow" => {
-            let width = duration(c)?;
-            Stage::TWindow {
-                width,
-                body: parse_body(c)?,
-            }
-        }
+        "window" => Stage::Window {
+            size: count(c, "window size", 1)?,
+            body: parse_body(c)?,
+        },
+        "twindow" => Stage::TWindow {
+            width: duration(c)?,
+            body: parse_body(c)?,
+        },
         "sma" => Stage::Sma(count(c, "sma length", 1)?),
-        "ewma" => {
-            let at = next_pos(c);
-            let a = value(c)?;
-            if !(0.0..=1.0).contains(&a.0) {
-                return Err(c.invalid(at, "ewma weight must be between 0 and 1"));
-            }
-            Stage::Ewma(a)
-        }
-        "sample" => {
-            let at = next_pos(c);
-            let pass = count(c, "sample count", 1)?;
-            expect(c, '/', "/")?;
-            let every = count(c, "sample block", 1)?;
-            if pass > every {
-                return Err(c.invalid(at, "sample n/m needs n <= m"));
-            }
-            Stage::Sample { pass, every }
-        }
+        "ewma" => parse_ewma(c)?,
+        "sample" => parse_sample(c)?,
         "rate" => Stage::Rate,
         "derive" => Stage::Derive,
         "changed" => Stage::Changed,
@@ -250,24 +228,7 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
             }
         }
         "absent" => Stage::Absent(duration(c)?),
-        "percentile" => {
-            let at = next_pos(c);
-            let text = c.double();
-            let pct = text.parse::<f64>().map_err(|_| {
-                c.set_pos(at);
-                c.expected("a percentile (0 to 100)")
-            })?;
-            if !(0.0..=100.0).contains(&pct) {
-                return Err(c.invalid(at, "percentile must be between 0 and 100"));
-            }
-            expect(c, '(', "(")?;
-            let size = count(c, "percentile window size", 1)?;
-            expect(c, ')', ")")?;
-            Stage::Percentile {
-                pct: Num(pct),
-                size,
-            }
-        }
+        "percentile" => parse_percentile(c)?,
         _ => {
             c.set_pos(start);
             return Err(c.expected(STAGE));
@@ -276,7 +237,49 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     Ok(stage)
 }
 
-fn sync_named(word: &str) -> Option<PerEvent> {
+/// `ewma A`, after the word.
+fn parse_ewma(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let a = value(c)?;
+    if !(0.0..=1.0).contains(&a.0) {
+        return Err(c.invalid(at, "ewma weight must be between 0 and 1"));
+    }
+    Ok(Stage::Ewma(a))
+}
+
+/// `sample N/M`, after the word.
+fn parse_sample(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let pass = count(c, "sample count", 1)?;
+    expect(c, '/', "/")?;
+    let every = count(c, "sample block", 1)?;
+    if pass > every {
+        return Err(c.invalid(at, "sample n/m needs n <= m"));
+    }
+    Ok(Stage::Sample { pass, every })
+}
+
+/// `percentile P (N)`, after the word.
+fn parse_percentile(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let text = c.double();
+    let pct = text.parse::<f64>().map_err(|_| {
+        c.set_pos(at);
+        c.expected("a percentile (0 to 100)")
+    })?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(c.invalid(at, "percentile must be between 0 and 100"));
+    }
+    expect(c, '(', "(")?;
+    let size = count(c, "percentile window size", 1)?;
+    expect(c, ')', ")")?;
+    Ok(Stage::Percentile {
+        pct: Num(pct),
+        size,
+    })
+}
+
+fn per_event_named(word: &str) -> Option<PerEvent> {
     Some(match word {
         "id" => PerEvent::Id,
         "abs" => PerEvent::Abs,
@@ -298,24 +301,24 @@ fn sync_named(word: &str) -> Option<PerEvent> {
 /// `"(" sync ("|" sync)* ")"`
 fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<PerEvent>, ParseError> {
     expect(c, '(', "(")?;
-    let mut body = vec![parse_sync(c)?];
+    let mut body = vec![parse_per_event(c)?];
     while c.eat('|') {
-        body.push(parse_sync(c)?);
+        body.push(parse_per_event(c)?);
     }
     expect(c, ')', "| or )")?;
     Ok(body)
 }
 
-fn parse_sync(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
+fn parse_per_event(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
     c.skip_ws();
     if c.peek() == Some('(') {
         return parse_arith(c);
     }
     let start = c.pos();
     let word = c.word().to_ascii_lowercase();
-    sync_named(&word).ok_or_else(|| {
+    per_event_named(&word).ok_or_else(|| {
         c.set_pos(start);
-        c.expected(SYNC)
+        c.expected(PER_EVENT)
     })
 }
 
