@@ -96,12 +96,15 @@ mod tests {
 
     #[test]
     fn file_round_trip_and_missing_file() {
-        let dir = std::env::temp_dir().join(format!("jabmon-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("hub.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.json");
         assert_eq!(load_file(&path).unwrap(), vec![]);
         save_file(&path, &saved()).unwrap();
         assert_eq!(load_file(&path).unwrap(), saved());
+        assert!(
+            !path.with_extension("json.tmp").exists(),
+            "the temp file is renamed into place"
+        );
         std::fs::write(&path, "garbage").unwrap();
         assert!(load_file(&path)
             .unwrap_err()
