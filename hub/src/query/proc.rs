@@ -11,9 +11,9 @@ use super::error::ParseError;
 use super::lex::Cursor;
 
 /// Largest count accepted for `window`, `sma`, `sample`, `throttle` and `percentile`.
-pub const MAX_COUNT: u64 = 1_000_000;
+pub(crate) const MAX_COUNT: u64 = 1_000_000;
 /// Largest duration accepted (one year), in milliseconds.
-pub const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+pub(crate) const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
 
 /// A parsed pipeline: stages applied in order to each event of one name.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +169,7 @@ impl Proc {
 // ---------------------------------------------------------------------------------------------
 // Parser
 
-/// Parses a whole proc (for tests and tools; commands use [`parse_pipeline`]).
+/// Parses a whole proc (for tests and tools; commands use `parse_pipeline`).
 pub fn parse(text: &str) -> Result<Proc, ParseError> {
     let mut c = Cursor::new(text);
     let proc = parse_pipeline(&mut c)?;
