@@ -8,54 +8,15 @@
 //! collector's replayed item must not make it alive).
 
 use std::collections::BTreeMap;
-use std::fmt;
+
+use xmpp_parsers::jid::BareJid;
+
+pub use jabmon_shared::payload::CollectorState;
 
 /// Items older than this (seconds) are replays, not news.
 pub const STALE_AFTER: f64 = 60.0;
 /// Publish interval assumed until two items show the real one.
 pub const DEFAULT_INTERVAL: f64 = 10.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Starting,
-    Alive,
-    Busy,
-    Critical,
-    Dead,
-    Unknown,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Starting => "starting",
-            Status::Alive => "alive",
-            Status::Busy => "busy",
-            Status::Critical => "critical",
-            Status::Dead => "dead",
-            Status::Unknown => "unknown",
-        }
-    }
-
-    /// Value of `HOST.jabmon.status.alive`.
-    pub fn alive(self) -> f64 {
-        matches!(
-            self,
-            Status::Starting | Status::Alive | Status::Busy | Status::Critical
-        ) as u8 as f64
-    }
-
-    /// Value of `HOST.jabmon.status.busy`.
-    pub fn busy(self) -> f64 {
-        matches!(self, Status::Busy | Status::Critical) as u8 as f64
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a presence said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +33,9 @@ pub enum Seen {
 /// One collector.
 #[derive(Debug, Clone)]
 pub struct Collector {
-    pub jid: String,
+    pub jid: BareJid,
     pub host: String,
-    pub status: Status,
+    pub status: CollectorState,
     pub last_seen: Option<f64>,
     pub last_sample: Option<f64>,
     pub facts: Vec<(String, String)>,
@@ -85,41 +46,41 @@ pub struct Collector {
 /// A status change, to publish and to inject as events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    pub jid: String,
+    pub jid: BareJid,
     pub host: String,
-    pub from: Status,
-    pub to: Status,
+    pub from: CollectorState,
+    pub to: CollectorState,
 }
 
 /// Every known collector, by bare JID.
 #[derive(Debug, Default)]
 pub struct Registry {
-    map: BTreeMap<String, Collector>,
+    map: BTreeMap<BareJid, Collector>,
 }
 
 impl Registry {
-    fn entry(&mut self, jid: &str) -> &mut Collector {
-        self.map
-            .entry(jid.to_string())
-            .or_insert_with(|| Collector {
-                jid: jid.to_string(),
-                host: jid.split('@').next().unwrap_or(jid).to_string(),
-                status: Status::Unknown,
-                last_seen: None,
-                last_sample: None,
-                facts: vec![],
-                interval: DEFAULT_INTERVAL,
-                stats: vec![],
-            })
+    fn entry(&mut self, jid: &BareJid) -> &mut Collector {
+        self.map.entry(jid.clone()).or_insert_with(|| Collector {
+            jid: jid.clone(),
+            host: jid
+                .node()
+                .map_or_else(|| jid.domain().to_string(), |n| n.to_string()),
+            status: CollectorState::Unknown,
+            last_seen: None,
+            last_sample: None,
+            facts: vec![],
+            interval: DEFAULT_INTERVAL,
+            stats: vec![],
+        })
     }
 
-    fn set(&mut self, jid: &str, to: Status) -> Option<Change> {
+    fn set(&mut self, jid: &BareJid, to: CollectorState) -> Option<Change> {
         let c = self.entry(jid);
         if c.status == to {
             return None;
         }
         let change = Change {
-            jid: jid.to_string(),
+            jid: jid.clone(),
             host: c.host.clone(),
             from: c.status,
             to,
@@ -130,7 +91,7 @@ impl Registry {
 
     /// Records host facts from the collector's disco#info form (with its `host` label and
     /// `publish_interval`, which set the silence deadline before any stats arrive).
-    pub fn facts(&mut self, jid: &str, facts: Vec<(String, String)>) {
+    pub fn facts(&mut self, jid: &BareJid, facts: Vec<(String, String)>) {
         let c = self.entry(jid);
         let get = |k: &str| {
             facts
@@ -153,22 +114,23 @@ impl Registry {
     }
 
     /// A presence from the collector.
-    pub fn presence(&mut self, jid: &str, seen: Seen, now: f64) -> Option<Change> {
+    pub fn presence(&mut self, jid: &BareJid, seen: Seen, now: f64) -> Option<Change> {
         self.entry(jid).last_seen = Some(now);
         let to = match seen {
-            Seen::Unavailable => Status::Dead,
-            Seen::Available { starting: true, .. } => Status::Starting,
-            Seen::Available { dnd: true, .. } => Status::Critical,
-            Seen::Available { away: true, .. } => Status::Busy,
-            Seen::Available { .. } => Status::Alive,
+            Seen::Unavailable => CollectorState::Dead,
+            Seen::Available { starting: true, .. } => CollectorState::Starting,
+            Seen::Available { dnd: true, .. } => CollectorState::Critical,
+            Seen::Available { away: true, .. } => CollectorState::Busy,
+            Seen::Available { .. } => CollectorState::Alive,
         };
         self.set(jid, to)
     }
 
-    /// A stats item; returns whether it is fresh (to be fed as events).
-    pub fn stats(
+    /// Records a stats item if it is fresh; returns whether it was (a fresh item is fed as
+    /// events, a replay or duplicate is not).
+    pub fn record_stats(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         host: &str,
         timestamp: f64,
         stats: Vec<(String, f64)>,
@@ -195,10 +157,10 @@ impl Registry {
     /// Collectors believed alive whose stats stayed silent `intervals` publish intervals:
     /// the backstop when a stream dies without an unavailable presence.
     pub fn silence(&mut self, now: f64, intervals: u32) -> Vec<Change> {
-        let silent: Vec<String> = self
+        let silent: Vec<BareJid> = self
             .map
             .values()
-            .filter(|c| c.status.alive() == 1.0)
+            .filter(|c| c.status.is_alive())
             .filter(|c| {
                 let since = c.last_sample.or(c.last_seen).unwrap_or(now);
                 now - since > c.interval * intervals as f64
@@ -207,11 +169,11 @@ impl Registry {
             .collect();
         silent
             .into_iter()
-            .filter_map(|j| self.set(&j, Status::Dead))
+            .filter_map(|j| self.set(&j, CollectorState::Dead))
             .collect()
     }
 
-    pub fn get(&self, jid: &str) -> Option<&Collector> {
+    pub fn get(&self, jid: &BareJid) -> Option<&Collector> {
         self.map.get(jid)
     }
 
@@ -219,7 +181,7 @@ impl Registry {
         self.map.values()
     }
 
-    pub fn is_known(&self, jid: &str) -> bool {
+    pub fn is_known(&self, jid: &BareJid) -> bool {
         self.map.contains_key(jid)
     }
 }
@@ -227,6 +189,10 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn web1() -> BareJid {
+        BareJid::new("web1@x").unwrap()
+    }
 
     const UP: Seen = Seen::Available {
         away: false,
@@ -239,7 +205,7 @@ mod tests {
         let mut r = Registry::default();
         let c = r
             .presence(
-                "web1@x",
+                &web1(),
                 Seen::Available {
                     away: false,
                     dnd: false,
@@ -248,15 +214,21 @@ mod tests {
                 0.0,
             )
             .unwrap();
-        assert_eq!((c.from, c.to), (Status::Unknown, Status::Starting));
-        assert_eq!(r.presence("web1@x", UP, 1.0).unwrap().to, Status::Alive);
+        assert_eq!(
+            (c.from, c.to),
+            (CollectorState::Unknown, CollectorState::Starting)
+        );
+        assert_eq!(
+            r.presence(&web1(), UP, 1.0).unwrap().to,
+            CollectorState::Alive
+        );
         assert!(
-            r.presence("web1@x", UP, 2.0).is_none(),
+            r.presence(&web1(), UP, 2.0).is_none(),
             "repeated presence: no change"
         );
         assert_eq!(
             r.presence(
-                "web1@x",
+                &web1(),
                 Seen::Available {
                     away: true,
                     dnd: false,
@@ -266,11 +238,11 @@ mod tests {
             )
             .unwrap()
             .to,
-            Status::Busy
+            CollectorState::Busy
         );
         assert_eq!(
             r.presence(
-                "web1@x",
+                &web1(),
                 Seen::Available {
                     away: false,
                     dnd: true,
@@ -280,65 +252,55 @@ mod tests {
             )
             .unwrap()
             .to,
-            Status::Critical
+            CollectorState::Critical
         );
         assert_eq!(
-            r.presence("web1@x", Seen::Unavailable, 4.0).unwrap().to,
-            Status::Dead
+            r.presence(&web1(), Seen::Unavailable, 4.0).unwrap().to,
+            CollectorState::Dead
         );
-        assert!(r.presence("web1@x", Seen::Unavailable, 4.0).is_none());
+        assert!(r.presence(&web1(), Seen::Unavailable, 4.0).is_none());
     }
 
     #[test]
     fn replays_are_not_fresh() {
         let mut r = Registry::default();
-        r.presence("web1@x", Seen::Unavailable, 100.0);
+        r.presence(&web1(), Seen::Unavailable, 100.0);
         assert!(
-            !r.stats("web1@x", "web1", 10.0, vec![], 100.0),
+            !r.record_stats(&web1(), "web1", 10.0, vec![], 100.0),
             "older than a minute"
         );
         assert_eq!(
-            r.get("web1@x").unwrap().status,
-            Status::Dead,
+            r.get(&web1()).unwrap().status,
+            CollectorState::Dead,
             "a replay does not revive"
         );
-        assert!(r.stats("web1@x", "web1", 95.0, vec![], 100.0));
+        assert!(r.record_stats(&web1(), "web1", 95.0, vec![], 100.0));
         assert!(
-            !r.stats("web1@x", "web1", 95.0, vec![], 100.5),
+            !r.record_stats(&web1(), "web1", 95.0, vec![], 100.5),
             "same item twice"
         );
-        assert!(!r.stats("web1@x", "web1", 94.0, vec![], 100.5));
+        assert!(!r.record_stats(&web1(), "web1", 94.0, vec![], 100.5));
     }
 
     #[test]
     fn silence_marks_dead() {
         let mut r = Registry::default();
-        r.presence("web1@x", UP, 0.0);
+        r.presence(&web1(), UP, 0.0);
         r.facts(
-            "web1@x",
+            &web1(),
             vec![
                 ("host".into(), "web1".into()),
                 ("publish_interval".into(), "2".into()),
             ],
         );
-        assert_eq!(r.get("web1@x").unwrap().interval, 2.0);
-        assert!(r.stats("web1@x", "web1", 0.0, vec![], 0.0));
-        assert!(r.stats("web1@x", "web1", 2.0, vec![], 2.0));
+        assert_eq!(r.get(&web1()).unwrap().interval, 2.0);
+        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 0.0));
+        assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 2.0));
         assert!(r.silence(7.9, 3).is_empty());
         let changes = r.silence(8.1, 3);
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].to, Status::Dead);
+        assert_eq!(changes[0].to, CollectorState::Dead);
         assert_eq!(changes[0].host, "web1");
         assert!(r.silence(20.0, 3).is_empty(), "once");
-    }
-
-    #[test]
-    fn status_values() {
-        assert_eq!((Status::Alive.alive(), Status::Alive.busy()), (1.0, 0.0));
-        assert_eq!(
-            (Status::Critical.alive(), Status::Critical.busy()),
-            (1.0, 1.0)
-        );
-        assert_eq!((Status::Dead.alive(), Status::Dead.busy()), (0.0, 0.0));
     }
 }

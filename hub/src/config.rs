@@ -154,9 +154,8 @@ mod tests {
 
     #[test]
     fn every_problem_listed() {
-        let dir = std::env::temp_dir().join(format!("jabmon-hubcfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("h.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
         std::fs::write(&path, "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[hub]\nmax_queries_per_user = 0\nstorage = \"cloud\"\nfoo = 1\n").unwrap();
         let err =
             Config::from_raw(RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap())

@@ -74,7 +74,7 @@ impl Delivery {
         }
     }
 
-    /// Whether a user is currently paused.
+    /// Whether a user is online (not paused); a user never seen is.
     pub fn is_online(&self, user: &str) -> bool {
         self.users.get(user).is_none_or(|q| q.online)
     }
@@ -87,9 +87,9 @@ impl Delivery {
         }
     }
 
-    /// The messages to send now: `(user, key, body)`. When a user has caught up (empty queue)
+    /// Takes the messages to send now: `(user, key, body)`. When a user has caught up (empty queue)
     /// each registration that dropped events gets one `dropped` report.
-    pub fn ready(
+    pub fn drain_ready(
         &mut self,
         now: f64,
         mut dropped_body: impl FnMut(&str, u64) -> String,
@@ -142,9 +142,13 @@ mod tests {
         for i in 0..20 {
             d.push(&u, &k, format!("e{i}"), 0.0);
         }
-        assert_eq!(d.ready(0.0, report).len(), 5, "burst of one second");
-        assert_eq!(d.ready(0.5, report).len(), 2, "2.5 tokens in half a second");
-        assert_eq!(d.ready(1.5, report).len(), 5);
+        assert_eq!(d.drain_ready(0.0, report).len(), 5, "burst of one second");
+        assert_eq!(
+            d.drain_ready(0.5, report).len(),
+            2,
+            "2.5 tokens in half a second"
+        );
+        assert_eq!(d.drain_ready(1.5, report).len(), 5);
         assert_eq!(d.queued("u@x"), 8);
     }
 
@@ -157,11 +161,18 @@ mod tests {
             d.push(&u, &k1, format!("a{i}"), 0.0);
         }
         d.push(&u, &k2, "b".into(), 0.0);
-        assert!(d.ready(1.0, report).is_empty(), "paused while offline");
+        assert!(
+            d.drain_ready(1.0, report).is_empty(),
+            "paused while offline"
+        );
         d.set_online(&u, true, 2.0);
-        let out: Vec<String> = d.ready(2.0, report).into_iter().map(|o| o.2).collect();
+        let out: Vec<String> = d
+            .drain_ready(2.0, report)
+            .into_iter()
+            .map(|o| o.2)
+            .collect();
         assert_eq!(out, vec!["a0", "a1", "a2", "dropped k1 2", "dropped k2 1"]);
-        assert!(d.ready(3.0, report).is_empty(), "reported once");
+        assert!(d.drain_ready(3.0, report).is_empty(), "reported once");
         assert_eq!(d.dropped_total, 3);
     }
 
@@ -174,7 +185,7 @@ mod tests {
             d.push(&slow, &k, "s".into(), 0.0);
         }
         d.push(&fast, &k, "f".into(), 0.0);
-        let out = d.ready(0.0, report);
+        let out = d.drain_ready(0.0, report);
         assert_eq!(out.len(), 1);
         assert_eq!(&*out[0].0, "fast@x");
     }

@@ -6,7 +6,12 @@
 //! - [`delivery`]: per-user rate limits, queues, pausing and drop reports (pure).
 //! - [`storage`]: registrations on disk or in a private PEP node.
 //! - [`commands`]: the hub's ad-hoc commands, one file each.
-//! - [`bot`]: the event loop wiring them to the XMPP session.
+//! - [`roster`]: available resources, the caps cache, who is a collector (pure).
+//! - [`ingest`]: PEP notifications → metric events, with dedup and the revive rule (pure).
+//! - [`restore`]: the start-up restore of registrations and the queries buffered meanwhile (pure).
+//! - [`disco`]: the hub's disco views (pure).
+//! - [`state`]: the hub's state machine: stanzas and the clock in, actions out (pure).
+//! - [`bot`]: the event loop performing those actions on the XMPP session.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
@@ -15,7 +20,12 @@ pub mod collectors;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod disco;
+pub mod ingest;
 pub mod query;
+pub mod restore;
+pub mod roster;
+pub mod state;
 pub mod storage;
 
 pub use bot::run;

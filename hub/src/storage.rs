@@ -15,15 +15,15 @@ pub const NS: &str = "urn:jabmon:hub:registrations:0";
 /// The PEP item: every registration.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Default)]
 #[xml(namespace = NS, name = "registrations")]
-pub struct Registrations {
+pub struct PepRegistrations {
     #[xml(child(n = ..))]
-    pub items: Vec<Registration>,
+    pub items: Vec<PepRegistration>,
 }
 
 /// One registration.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
 #[xml(namespace = NS, name = "registration")]
-pub struct Registration {
+pub struct PepRegistration {
     #[xml(attribute)]
     pub user: String,
     #[xml(attribute)]
@@ -32,12 +32,12 @@ pub struct Registration {
     pub key: String,
 }
 
-impl From<&[Saved]> for Registrations {
+impl From<&[Saved]> for PepRegistrations {
     fn from(saved: &[Saved]) -> Self {
         Self {
             items: saved
                 .iter()
-                .map(|s| Registration {
+                .map(|s| PepRegistration {
                     user: s.user.clone(),
                     cmd: s.cmd.clone(),
                     key: s.key.clone(),
@@ -47,7 +47,7 @@ impl From<&[Saved]> for Registrations {
     }
 }
 
-impl Registrations {
+impl PepRegistrations {
     pub fn into_saved(self) -> Vec<Saved> {
         self.items
             .into_iter()
@@ -96,12 +96,15 @@ mod tests {
 
     #[test]
     fn file_round_trip_and_missing_file() {
-        let dir = std::env::temp_dir().join(format!("jabmon-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("hub.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.json");
         assert_eq!(load_file(&path).unwrap(), vec![]);
         save_file(&path, &saved()).unwrap();
         assert_eq!(load_file(&path).unwrap(), saved());
+        assert!(
+            !path.with_extension("json.tmp").exists(),
+            "the temp file is renamed into place"
+        );
         std::fs::write(&path, "garbage").unwrap();
         assert!(load_file(&path)
             .unwrap_err()
@@ -112,16 +115,19 @@ mod tests {
     fn pep_payload_four_ways() {
         let xml = "<registrations xmlns='urn:jabmon:hub:registrations:0'><registration user='u@x' cmd='SELECT id FROM ^a$;' key='k'/></registrations>";
         let el: Element = xml.parse().unwrap();
-        let parsed = Registrations::try_from(el.clone()).unwrap();
+        let parsed = PepRegistrations::try_from(el.clone()).unwrap();
         assert_eq!(parsed.clone().into_saved(), saved());
-        assert_eq!(Element::from(Registrations::from(saved().as_slice())), el);
+        assert_eq!(
+            Element::from(PepRegistrations::from(saved().as_slice())),
+            el
+        );
         let broken: Element = "<registrations xmlns='urn:jabmon:hub:registrations:0'><registration user='u'/></registrations>".parse().unwrap();
         assert_eq!(
-            Registrations::try_from(broken).unwrap_err().to_string(),
-            "Required attribute field 'cmd' on Registration element missing."
+            PepRegistrations::try_from(broken).unwrap_err().to_string(),
+            "Required attribute field 'cmd' on PepRegistration element missing."
         );
         assert_eq!(
-            Registrations::try_from(Element::from(parsed.clone())).unwrap(),
+            PepRegistrations::try_from(Element::from(parsed.clone())).unwrap(),
             parsed
         );
     }

@@ -9,6 +9,8 @@
 //! - [`forms`]: XEP-0004 field helpers (every field typed and labelled).
 //! - [`metric`]: metric naming rules.
 //! - [`adhoc`]: XEP-0050 command elements.
+//! - [`disco`]: XEP-0030 answers both bots give alike (caps node, command nodes).
+//! - [`presence`]: subscription answers under an access list, and the goodbye presence.
 //! - [`payload`]: the `urn:jabmon:stats:0` and `urn:jabmon:events:0` payloads.
 //! - [`pep`]: XEP-0163 publish requests with publish-options.
 #![forbid(unsafe_code)]
@@ -18,12 +20,14 @@ pub mod adhoc;
 pub mod caps;
 pub mod cli;
 pub mod config;
+pub mod disco;
 pub mod forms;
 pub mod logging;
 pub mod metric;
 pub mod ns;
 pub mod payload;
 pub mod pep;
+pub mod presence;
 pub mod session;
 
 /// Resolves on SIGTERM or SIGINT.

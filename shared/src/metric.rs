@@ -1,6 +1,13 @@
 //! Metric naming (docs/protocol.md §3): `GROUP.TYPE.INSTANCE` inside a collector, `HOST.` in front
 //! everywhere else; lower-case `[a-z0-9_-]` between the dots.
 
+/// `HOST.jabmon.status.alive`: 1 while the hub believes the collector up, else 0.
+pub const STATUS_ALIVE: &str = "jabmon.status.alive";
+/// `HOST.jabmon.status.busy`: 1 while the collector reports load (`away`/`dnd`), else 0.
+pub const STATUS_BUSY: &str = "jabmon.status.busy";
+/// `HOST.jabmon.event.KIND`: 1 for each event item of that kind.
+pub const EVENT_PREFIX: &str = "jabmon.event";
+
 /// Escapes one name component: lower-case, anything outside `[a-z0-9_-]` becomes `_`.
 pub fn component(text: &str) -> String {
     let s: String = text

@@ -164,6 +164,80 @@ pub struct CommandRun {
     pub exit_code: Option<i32>,
 }
 
+/// A collector's status as the hub tracks it, from presence, stats items and silence
+/// (docs/protocol.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectorState {
+    /// Available with the status text `Starting up`.
+    Starting,
+    Alive,
+    /// Available with `away` or `xa`.
+    Busy,
+    /// Available with `dnd`.
+    Critical,
+    /// Unavailable, or silent for too long.
+    Dead,
+    /// Known, but no presence seen yet.
+    Unknown,
+}
+
+impl CollectorState {
+    /// Every state, in the order the hub lists them.
+    pub const ALL: [CollectorState; 6] = [
+        CollectorState::Starting,
+        CollectorState::Alive,
+        CollectorState::Busy,
+        CollectorState::Critical,
+        CollectorState::Dead,
+        CollectorState::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorState::Starting => "starting",
+            CollectorState::Alive => "alive",
+            CollectorState::Busy => "busy",
+            CollectorState::Critical => "critical",
+            CollectorState::Dead => "dead",
+            CollectorState::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the collector is up (`HOST.jabmon.status.alive` is 1).
+    pub fn is_alive(self) -> bool {
+        matches!(
+            self,
+            CollectorState::Starting
+                | CollectorState::Alive
+                | CollectorState::Busy
+                | CollectorState::Critical
+        )
+    }
+
+    /// Whether the collector reports load (`HOST.jabmon.status.busy` is 1).
+    pub fn is_busy(self) -> bool {
+        matches!(self, CollectorState::Busy | CollectorState::Critical)
+    }
+}
+
+impl fmt::Display for CollectorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CollectorState {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        CollectorState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownValue(s.to_string()))
+    }
+}
+
+xso::convert_via_fromstr_and_display!(CollectorState);
+
 /// A collector's status as the hub publishes it on `urn:jabmon:collectors:0` (item id = the
 /// collector's bare JID).
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
@@ -173,9 +247,8 @@ pub struct CollectorStatus {
     pub jid: String,
     #[xml(attribute)]
     pub host: String,
-    /// `starting` | `alive` | `busy` | `critical` | `dead` | `unknown`.
     #[xml(attribute)]
-    pub status: String,
+    pub status: CollectorState,
     #[xml(attribute)]
     pub timestamp: f64,
 }
@@ -280,13 +353,13 @@ mod tests {
             CollectorStatus {
                 jid: "web1@x".into(),
                 host: "web1".into(),
-                status: "dead".into(),
+                status: CollectorState::Dead,
                 timestamp: 5.0
             }
         );
         assert_eq!(Element::from(c.clone()), el);
         let broken: Element =
-            "<collector xmlns='urn:jabmon:collectors:0' jid='a' host='h' status='x'/>"
+            "<collector xmlns='urn:jabmon:collectors:0' jid='a' host='h' status='dead'/>"
                 .parse()
                 .unwrap();
         assert_eq!(
@@ -297,6 +370,21 @@ mod tests {
             CollectorStatus::try_from(Element::from(c.clone())).unwrap(),
             c
         );
+    }
+
+    #[test]
+    fn collector_state_names_round_trip_and_unknown_is_refused() {
+        for state in CollectorState::ALL {
+            assert_eq!(state.as_str().parse::<CollectorState>().unwrap(), state);
+        }
+        assert_eq!(
+            "asleep".parse::<CollectorState>().unwrap_err().to_string(),
+            "unknown value `asleep`"
+        );
+        let alive: Vec<bool> = CollectorState::ALL.iter().map(|s| s.is_alive()).collect();
+        assert_eq!(alive, [true, true, true, true, false, false]);
+        let busy: Vec<bool> = CollectorState::ALL.iter().map(|s| s.is_busy()).collect();
+        assert_eq!(busy, [false, false, true, true, false, false]);
     }
 
     #[test]

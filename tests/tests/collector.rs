@@ -1,4 +1,6 @@
 //! The collector as a subscriber sees it, against a real Prosody.
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

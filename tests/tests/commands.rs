@@ -1,5 +1,7 @@
 //! Ad-hoc commands and PEP publishing, from an admin's and a plain subscriber's client, against
 //! a real Prosody.
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

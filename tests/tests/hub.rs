@@ -1,5 +1,7 @@
 //! The hub as users see it: queries over chat, isolation, limits, a dying collector, restarts
 //! and slow neighbours — against a real Prosody and a real collector process.
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! The collector binary as an operator runs it: signals, bad configs, bad passwords, a server
 //! that goes away and comes back.
+// Test code: an unwrap that fails is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,8 +3,9 @@
 use jabmon_shared::{forms, ns};
 use minidom::Element;
 
-use crate::collectors::Registry;
+use crate::collectors::{CollectorState, Registry};
 
+/// The completed response: one row per collector and the counts by status.
 pub fn execute(registry: &Registry, now: f64) -> Element {
     let ago = |t: Option<f64>| {
         t.map(|t| format!("{:.0} s ago", (now - t).max(0.0)))
@@ -15,23 +16,26 @@ pub fn execute(registry: &Registry, now: f64) -> Element {
         .map(|c| {
             vec![
                 c.host.clone(),
-                c.jid.clone(),
+                c.jid.to_string(),
                 c.status.to_string(),
                 ago(c.last_seen),
                 ago(c.last_sample),
             ]
         })
         .collect();
-    let counts = ["alive", "busy", "critical", "dead"]
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {s}",
-                registry.iter().filter(|c| c.status.as_str() == *s).count()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let counts = [
+        CollectorState::Alive,
+        CollectorState::Busy,
+        CollectorState::Critical,
+        CollectorState::Dead,
+    ]
+    .iter()
+    .map(|state| {
+        let n = registry.iter().filter(|c| c.status == *state).count();
+        format!("{n} {state}")
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
     let form = forms::table_form(
         ns::COLLECTORS,
         "Collectors",
@@ -49,4 +53,29 @@ pub fn execute(registry: &Registry, now: f64) -> Element {
         &format!("{} collectors: {counts}.", rows.len()),
         Some(form),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::Seen;
+    use xmpp_parsers::jid::BareJid;
+
+    #[test]
+    fn counts_each_status_and_lists_every_collector() {
+        let mut r = Registry::default();
+        let up = Seen::Available {
+            away: false,
+            dnd: false,
+            starting: false,
+        };
+        r.presence(&BareJid::new("web1@x").unwrap(), up, 0.0);
+        r.presence(&BareJid::new("web2@x").unwrap(), Seen::Unavailable, 0.0);
+        let text = String::from(&execute(&r, 10.0));
+        assert!(
+            text.contains("2 collectors: 1 alive, 0 busy, 0 critical, 1 dead."),
+            "{text}"
+        );
+        assert!(text.contains("web2@x") && text.contains("10 s ago"));
+    }
 }

@@ -17,7 +17,7 @@ use super::proc::{self, Proc};
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum Statement {
     /// `SELECT * FROM leela.xmpp;`
     List,
     /// `SELECT <proc> FROM <regex>;` (the regex is not compiled yet).
@@ -36,68 +36,78 @@ pub enum Command {
 const TABLE: &str = "leela.xmpp";
 
 /// Parses one command, enforcing the proc limits of `limits` (the body size is the caller's).
-pub fn parse(body: &str, limits: &Limits) -> Result<Command, QueryError> {
+pub fn parse(body: &str, limits: &Limits) -> Result<Statement, QueryError> {
     let mut c = Cursor::new(body);
     if c.eat_keyword("select") {
-        c.skip_ws();
-        if c.eat('*') {
-            keyword(&mut c, "from", "FROM")?;
-            table(&mut c)?;
-            end(&mut c)?;
-            return Ok(Command::List);
-        }
-        let proc = proc::parse_pipeline(&mut c)?;
-        // Measured on the canonical text, so a restored registration passes as it did first.
-        if proc.to_string().chars().count() > limits.max_proc_chars {
-            return Err(QueryError::TooLarge {
-                what: "proc length (characters)",
-                limit: limits.max_proc_chars,
-            });
-        }
-        if proc.weight() > limits.max_proc_stages {
-            return Err(QueryError::TooLarge {
-                what: "proc stage count",
-                limit: limits.max_proc_stages,
-            });
-        }
-        keyword(&mut c, "from", "| or FROM")?;
-        c.skip_ws();
-        let rest = c.rest().trim_end();
-        let regex = rest.strip_suffix(';').unwrap_or(rest).trim_end();
-        if regex.is_empty() {
-            return Err(c.expected("a regex").into());
-        }
-        return Ok(Command::Register {
-            proc,
-            regex: regex.to_owned(),
-            regex_column: c.column_of(c.pos()),
-        });
+        return parse_select(&mut c, limits);
     }
     if c.eat_keyword("delete") {
-        keyword(&mut c, "from", "FROM")?;
-        table(&mut c)?;
-        if !c.eat_keyword("where") {
-            end(&mut c)?;
-            return Ok(Command::DeleteAll);
-        }
-        keyword(&mut c, "key", "key")?;
-        if !c.eat('=') {
-            return Err(c.expected("=").into());
-        }
-        c.skip_ws();
-        let key = c.rest();
-        let len = key
-            .find(|ch: char| !ch.is_ascii_alphanumeric())
-            .unwrap_or(key.len());
-        if len == 0 {
-            return Err(c.expected("a key").into());
-        }
-        let key = key[..len].to_ascii_lowercase();
-        c.set_pos(c.pos() + len);
-        end(&mut c)?;
-        return Ok(Command::Delete { key });
+        return parse_delete(&mut c);
     }
     Err(c.expected("SELECT or DELETE").into())
+}
+
+/// After `SELECT`: `* FROM leela.xmpp;` or `<proc> FROM <regex>;`.
+fn parse_select(c: &mut Cursor<'_>, limits: &Limits) -> Result<Statement, QueryError> {
+    c.skip_ws();
+    if c.eat('*') {
+        keyword(c, "from", "FROM")?;
+        table(c)?;
+        end(c)?;
+        return Ok(Statement::List);
+    }
+    let proc = proc::parse_pipeline(c)?;
+    // Measured on the canonical text, so a restored registration passes as it did first.
+    if proc.to_string().chars().count() > limits.max_proc_chars {
+        return Err(QueryError::TooLarge {
+            what: "proc length (characters)",
+            limit: limits.max_proc_chars,
+        });
+    }
+    if proc.weight() > limits.max_proc_stages {
+        return Err(QueryError::TooLarge {
+            what: "proc stage count",
+            limit: limits.max_proc_stages,
+        });
+    }
+    keyword(c, "from", "| or FROM")?;
+    c.skip_ws();
+    let rest = c.rest().trim_end();
+    let regex = rest.strip_suffix(';').unwrap_or(rest).trim_end();
+    if regex.is_empty() {
+        return Err(c.expected("a regex").into());
+    }
+    Ok(Statement::Register {
+        proc,
+        regex: regex.to_owned(),
+        regex_column: c.column_of(c.pos()),
+    })
+}
+
+/// After `DELETE`: `FROM leela.xmpp;` or `FROM leela.xmpp WHERE key=<hex>;`.
+fn parse_delete(c: &mut Cursor<'_>) -> Result<Statement, QueryError> {
+    keyword(c, "from", "FROM")?;
+    table(c)?;
+    if !c.eat_keyword("where") {
+        end(c)?;
+        return Ok(Statement::DeleteAll);
+    }
+    keyword(c, "key", "key")?;
+    if !c.eat('=') {
+        return Err(c.expected("=").into());
+    }
+    c.skip_ws();
+    let key = c.rest();
+    let len = key
+        .find(|ch: char| !ch.is_ascii_alphanumeric())
+        .unwrap_or(key.len());
+    if len == 0 {
+        return Err(c.expected("a key").into());
+    }
+    let key = key[..len].to_ascii_lowercase();
+    c.set_pos(c.pos() + len);
+    end(c)?;
+    Ok(Statement::Delete { key })
 }
 
 fn keyword(c: &mut Cursor<'_>, kw: &str, expected: &str) -> Result<(), QueryError> {
@@ -140,7 +150,7 @@ fn end(c: &mut Cursor<'_>) -> Result<(), QueryError> {
 mod tests {
     use super::*;
 
-    fn cmd(body: &str) -> Command {
+    fn cmd(body: &str) -> Statement {
         parse(body, &Limits::default()).unwrap_or_else(|e| panic!("{body:?}: {e}"))
     }
 
@@ -148,8 +158,8 @@ mod tests {
         parse(body, &Limits::default()).expect_err(body).to_string()
     }
 
-    fn register(proc: &str, regex: &str, regex_column: usize) -> Command {
-        Command::Register {
+    fn register(proc: &str, regex: &str, regex_column: usize) -> Statement {
+        Statement::Register {
             proc: proc::parse(proc).unwrap(),
             regex: regex.into(),
             regex_column,
@@ -158,9 +168,9 @@ mod tests {
 
     #[test]
     fn the_four_commands() {
-        assert_eq!(cmd("SELECT * FROM leela.xmpp;"), Command::List);
-        assert_eq!(cmd("select*from LEELA.XMPP"), Command::List);
-        assert_eq!(cmd("  SeLeCt  *  FrOm  leela.xmpp  ;  "), Command::List);
+        assert_eq!(cmd("SELECT * FROM leela.xmpp;"), Statement::List);
+        assert_eq!(cmd("select*from LEELA.XMPP"), Statement::List);
+        assert_eq!(cmd("  SeLeCt  *  FrOm  leela.xmpp  ;  "), Statement::List);
         assert_eq!(
             cmd(r"SELECT id FROM ^.*\.cpu\.cpu\.idle$;"),
             register("id", r"^.*\.cpu\.cpu\.idle$", 16)
@@ -169,17 +179,17 @@ mod tests {
             cmd("select mean|(*100)|[>50] from ^web1\\. "),
             register("mean | (* 100) | [> 50]", r"^web1\.", 31)
         );
-        assert_eq!(cmd("DELETE FROM leela.xmpp;"), Command::DeleteAll);
-        assert_eq!(cmd("delete from leela.xmpp"), Command::DeleteAll);
+        assert_eq!(cmd("DELETE FROM leela.xmpp;"), Statement::DeleteAll);
+        assert_eq!(cmd("delete from leela.xmpp"), Statement::DeleteAll);
         assert_eq!(
             cmd("DELETE FROM leela.xmpp WHERE key=ABC123;"),
-            Command::Delete {
+            Statement::Delete {
                 key: "abc123".into()
             }
         );
         assert_eq!(
             cmd("delete from leela.xmpp where KEY = abc ;"),
-            Command::Delete { key: "abc".into() }
+            Statement::Delete { key: "abc".into() }
         );
     }
 

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::command::{self, Command};
+use super::command::{self, Statement};
 use super::error::QueryError;
 use super::eval::{self, PipeState};
 use super::key;
 use super::matcher::{self, Matcher};
 use super::proc::Proc;
-use super::registry::{RegId, Registration, Registry};
+use super::registry::{RegId, Registration, RegistrationTable};
 use super::reply::{self, Reply};
 
 /// Input limits (docs/protocol.md §7) and state bounds. Over an input limit: 413.
@@ -90,24 +90,24 @@ pub struct Saved {
 
 /// Counters of what the bounds cut off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct Untracked {
     /// Events dropped because their name was new and `max_names` names were tracked.
-    pub untracked_events: u64,
+    pub events: u64,
     /// (registration, name) pairs not tracked because of `max_names_per_registration`.
-    pub untracked_pairs: u64,
+    pub pairs: u64,
 }
 
 #[derive(Debug)]
 pub struct Engine {
     limits: Limits,
-    registry: Registry,
+    registry: RegistrationTable,
     matcher: Matcher,
     names: HashMap<Arc<str>, NameEntry, BuildHasherDefault<NameHasher>>,
     /// Per registration id: how many names it keeps state for.
     tracked: Vec<usize>,
     /// Registrations whose proc has `absent` (ticks are free while there are none).
     absent_regs: usize,
-    stats: Stats,
+    untracked: Untracked,
     scratch: Vec<RegId>,
 }
 
@@ -134,11 +134,11 @@ impl Engine {
         Engine {
             matcher: Matcher::new(&limits),
             limits,
-            registry: Registry::default(),
+            registry: RegistrationTable::default(),
             names: HashMap::default(),
             tracked: Vec::new(),
             absent_regs: 0,
-            stats: Stats::default(),
+            untracked: Untracked::default(),
             scratch: Vec::new(),
         }
     }
@@ -147,8 +147,8 @@ impl Engine {
         &self.limits
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn untracked(&self) -> &Untracked {
+        &self.untracked
     }
 
     /// Number of registrations of all users.
@@ -187,13 +187,13 @@ impl Engine {
 
     fn execute(&mut self, user: &str, body: &str) -> Result<Value, QueryError> {
         match command::parse(body, &self.limits)? {
-            Command::List => Ok(Value::Array(
+            Statement::List => Ok(Value::Array(
                 self.list(user)
                     .into_iter()
                     .map(|(cmd, key)| json!({"cmd": cmd, "key": key}))
                     .collect(),
             )),
-            Command::Register {
+            Statement::Register {
                 proc,
                 regex,
                 regex_column,
@@ -201,13 +201,13 @@ impl Engine {
                 let key = self.register(user, proc, regex, regex_column, true)?;
                 Ok(json!({ "key": key }))
             }
-            Command::DeleteAll => Ok(Value::Array(
+            Statement::DeleteAll => Ok(Value::Array(
                 self.delete_all(user)
                     .into_iter()
                     .map(|key| json!({ "key": key }))
                     .collect(),
             )),
-            Command::Delete { key } => {
+            Statement::Delete { key } => {
                 self.delete(user, &key)?;
                 Ok(json!({ "key": key }))
             }
@@ -265,7 +265,7 @@ impl Engine {
     /// differs from `saved.key` only if the canonical form changed between versions.
     pub fn restore(&mut self, saved: &Saved) -> Result<String, QueryError> {
         match command::parse(&saved.cmd, &self.limits)? {
-            Command::Register {
+            Statement::Register {
                 proc,
                 regex,
                 regex_column,
@@ -316,7 +316,7 @@ impl Engine {
                         reg: reg.clone(),
                     });
                 } else {
-                    self.stats.untracked_pairs += 1;
+                    self.untracked.pairs += 1;
                 }
             }
         }
@@ -348,7 +348,7 @@ impl Engine {
             return;
         }
         if self.names.len() >= self.limits.max_names {
-            self.stats.untracked_events += 1;
+            self.untracked.events += 1;
             return;
         }
         let entry = self.new_entry(name);
@@ -374,7 +374,7 @@ impl Engine {
                         reg: reg.clone(),
                     });
                 }
-                _ => self.stats.untracked_pairs += 1,
+                _ => self.untracked.pairs += 1,
             }
         }
         NameEntry {
@@ -645,10 +645,10 @@ mod tests {
         assert_eq!(feed(&mut e, "d", 0.0, 0.0).len(), 0);
         assert_eq!(feed(&mut e, "a", 0.0, 0.0).len(), 1);
         assert_eq!(
-            e.stats(),
-            &Stats {
-                untracked_events: 1,
-                untracked_pairs: 1
+            e.untracked(),
+            &Untracked {
+                events: 1,
+                pairs: 1
             }
         );
         // A new registration picks up cached names, up to its own cap.
@@ -659,7 +659,7 @@ mod tests {
             .filter(|o| &*o.user == V)
             .count();
         assert_eq!(for_v, 2);
-        assert_eq!(e.stats().untracked_pairs, 2);
+        assert_eq!(e.untracked().pairs, 2);
     }
 
     #[test]

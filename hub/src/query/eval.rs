@@ -5,7 +5,7 @@
 //! the hub passes to [`tick`]. Nothing here reads the wall clock. Every stage emits at most one
 //! event per input, and an output keeps the timestamp of the event that triggered it.
 
-use super::proc::{Proc, Stage, Sync};
+use super::proc::{Millis, PerEvent, Proc, Stage};
 use super::quantile::Quantile;
 
 /// The state of one pipeline for one event name.
@@ -68,37 +68,37 @@ enum Fold {
 }
 
 impl Fold {
-    fn new(s: &Sync) -> Fold {
+    fn new(s: &PerEvent) -> Fold {
         match s {
-            Sync::Sum => Fold::Sum(0.0),
-            Sync::Prod => Fold::Prod(1.0),
+            PerEvent::Sum => Fold::Sum(0.0),
+            PerEvent::Prod => Fold::Prod(1.0),
             // f64::min/max ignore a NaN operand, so NaN is "no value yet".
-            Sync::Minimum => Fold::Min(f64::NAN),
-            Sync::Maximum => Fold::Max(f64::NAN),
-            Sync::Mean => Fold::Mean { sum: 0.0, n: 0 },
-            Sync::Count => Fold::Count(0),
-            Sync::Median => Fold::Quantile(Quantile::new(0.5)),
+            PerEvent::Minimum => Fold::Min(f64::NAN),
+            PerEvent::Maximum => Fold::Max(f64::NAN),
+            PerEvent::Mean => Fold::Mean { sum: 0.0, n: 0 },
+            PerEvent::Count => Fold::Count(0),
+            PerEvent::Median => Fold::Quantile(Quantile::new(0.5)),
             _ => Fold::None,
         }
     }
 
-    fn reset(&mut self, s: &Sync) {
+    fn reset(&mut self, s: &PerEvent) {
         match self {
             Fold::Quantile(q) => q.reset(),
             other => *other = Fold::new(s),
         }
     }
 
-    fn apply(&mut self, s: &Sync, x: f64) -> f64 {
+    fn apply(&mut self, s: &PerEvent, x: f64) -> f64 {
         match (s, self) {
-            (Sync::Id, _) => x,
-            (Sync::Abs, _) => x.abs(),
-            (Sync::Ceil, _) => x.ceil(),
-            (Sync::Floor, _) => x.floor(),
-            (Sync::Round, _) => x.round_ties_even(),
-            (Sync::Truncate, _) => x.trunc(),
+            (PerEvent::Id, _) => x,
+            (PerEvent::Abs, _) => x.abs(),
+            (PerEvent::Ceil, _) => x.ceil(),
+            (PerEvent::Floor, _) => x.floor(),
+            (PerEvent::Round, _) => x.round_ties_even(),
+            (PerEvent::Truncate, _) => x.trunc(),
             (
-                Sync::Arith {
+                PerEvent::Arith {
                     op,
                     value,
                     value_first,
@@ -146,14 +146,14 @@ impl Fold {
     }
 }
 
-fn apply_body(body: &[Sync], folds: &mut [Fold], mut x: f64) -> f64 {
+fn apply_body(body: &[PerEvent], folds: &mut [Fold], mut x: f64) -> f64 {
     for (s, f) in body.iter().zip(folds.iter_mut()) {
         x = f.apply(s, x);
     }
     x
 }
 
-fn reset_body(body: &[Sync], folds: &mut [Fold]) {
+fn reset_body(body: &[PerEvent], folds: &mut [Fold]) {
     for (s, f) in body.iter().zip(folds.iter_mut()) {
         f.reset(s);
     }
@@ -169,7 +169,7 @@ impl PipeState {
             .stages
             .iter()
             .map(|stage| match stage {
-                Stage::Sync(s) => StageState::Fold(Fold::new(s)),
+                Stage::PerEvent(s) => StageState::Fold(Fold::new(s)),
                 Stage::Window { body, .. } => StageState::Window {
                     seen: 0,
                     body: body.iter().map(Fold::new).collect(),
@@ -248,7 +248,7 @@ fn run(stages: &[Stage], states: &mut [StageState], ts: f64, mut x: f64) -> Opti
 
 fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
     match (stage, state) {
-        (Stage::Sync(s), StageState::Fold(f)) => Some(f.apply(s, x)),
+        (Stage::PerEvent(s), StageState::Fold(f)) => Some(f.apply(s, x)),
         (
             Stage::Filter {
                 op,
@@ -257,22 +257,15 @@ fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
             },
             _,
         ) => {
-            let pass = if *value_first {
-                op.test(value.0, x)
+            let (a, b) = if *value_first {
+                (value.0, x)
             } else {
-                op.test(x, value.0)
+                (x, value.0)
             };
-            pass.then_some(x)
+            op.test(a, b).then_some(x)
         }
         (Stage::Window { size, body }, StageState::Window { seen, body: folds }) => {
-            let y = apply_body(body, folds, x);
-            *seen += 1;
-            if *seen < *size {
-                return None;
-            }
-            *seen = 0;
-            reset_body(body, folds);
-            Some(y)
+            window(*size, body, seen, folds, x)
         }
         (
             Stage::TWindow { width, body },
@@ -281,38 +274,10 @@ fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
                 last,
                 body: folds,
             },
-        ) => {
-            // Windows are aligned on multiples of the width since the epoch; a late event
-            // (earlier window) counts in the current one. `as` saturates (NaN → 0).
-            let w = (ts * 1000.0 / width.ms as f64).floor() as i64;
-            let mut out = None;
-            match *window {
-                Some(current) if w > current => {
-                    out = last.take();
-                    reset_body(body, folds);
-                    *window = Some(w);
-                }
-                Some(_) => {}
-                None => *window = Some(w),
-            }
-            *last = Some(apply_body(body, folds, x));
-            out
-        }
-        (Stage::Sma(n), StageState::Sma { seen, avg }) => {
-            let k = 2.0 / (*n as f64 + 1.0);
-            *avg = if *seen == 0 {
-                x
-            } else {
-                k * x + (1.0 - k) * *avg
-            };
-            *seen = seen.saturating_add(1);
-            (*seen > n.div_ceil(2)).then_some(*avg)
-        }
+        ) => twindow(*width, body, window, last, folds, ts, x),
+        (Stage::Sma(n), StageState::Sma { seen, avg }) => sma(*n, seen, avg, x),
         (Stage::Ewma(a), StageState::Ewma(prev)) => {
-            let y = match *prev {
-                None => x,
-                Some(p) => a.0 * p + (1.0 - a.0) * x,
-            };
+            let y = prev.map_or(x, |p| a.0 * p + (1.0 - a.0) * x);
             *prev = Some(y);
             Some(y)
         }
@@ -322,45 +287,14 @@ fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
             (i < *pass).then_some(x)
         }
         (Stage::Rate | Stage::Derive, StageState::Prev(prev)) => {
-            let Some((t0, x0)) = *prev else {
-                *prev = Some((ts, x));
-                return None;
-            };
-            let dt = ts - t0;
-            // Same or earlier timestamp (or NaN): no rate can be computed; keep the old point.
-            if dt.is_nan() || dt <= 0.0 {
-                return None;
-            }
-            *prev = Some((ts, x));
-            let dx = x - x0;
-            // A counter that went down was reset or wrapped: skip one step.
-            if matches!(stage, Stage::Rate) && dx < 0.0 {
-                return None;
-            }
-            Some(dx / dt)
+            slope(matches!(stage, Stage::Rate), prev, ts, x)
         }
         (Stage::Changed, StageState::Changed(last)) => {
-            if last.is_some_and(|l| same(l, x)) {
-                return None;
-            }
-            *last = Some(x);
-            Some(x)
+            let changed = !last.is_some_and(|l| same(l, x));
+            changed.then(|| *last.insert(x))
         }
         (Stage::Throttle { count, per }, StageState::Throttle { start, passed }) => {
-            match *start {
-                // Still inside the window (a NaN timestamp also stays in it).
-                Some(s) if (ts - s).is_nan() || ts - s < per.secs() => {}
-                _ => {
-                    *start = Some(ts);
-                    *passed = 0;
-                }
-            }
-            if *passed < *count {
-                *passed += 1;
-                Some(x)
-            } else {
-                None
-            }
+            throttle(*count, *per, start, passed, ts, x)
         }
         (Stage::Absent(_), StageState::Absent { pending, fired, .. }) => {
             *pending = true;
@@ -368,19 +302,126 @@ fn step(stage: &Stage, state: &mut StageState, ts: f64, x: f64) -> Option<f64> {
             None
         }
         (Stage::Percentile { size, .. }, StageState::Percentile { seen, quantile }) => {
-            quantile.push(x);
-            *seen += 1;
-            if *seen < *size {
-                return None;
-            }
-            *seen = 0;
-            let v = quantile.value();
-            quantile.reset();
-            Some(v)
+            percentile(*size, seen, quantile, x)
         }
         // States are built from the same stages; a mismatch would be a bug: pass through.
         _ => Some(x),
     }
+}
+
+/// `window N (body)`: the body's value every N events, then the body starts afresh.
+#[inline]
+fn window(size: u64, body: &[PerEvent], seen: &mut u64, folds: &mut [Fold], x: f64) -> Option<f64> {
+    let y = apply_body(body, folds, x);
+    *seen += 1;
+    if *seen < size {
+        return None;
+    }
+    *seen = 0;
+    reset_body(body, folds);
+    Some(y)
+}
+
+/// `twindow D (body)`: the last window's value when an event of a later window comes.
+#[inline]
+fn twindow(
+    width: Millis,
+    body: &[PerEvent],
+    window: &mut Option<i64>,
+    last: &mut Option<f64>,
+    folds: &mut [Fold],
+    ts: f64,
+    x: f64,
+) -> Option<f64> {
+    // Windows are aligned on multiples of the width since the epoch; a late event
+    // (earlier window) counts in the current one. `as` saturates (NaN → 0).
+    let w = (ts * 1000.0 / width.ms as f64).floor() as i64;
+    let mut out = None;
+    match *window {
+        Some(current) if w > current => {
+            out = last.take();
+            reset_body(body, folds);
+            *window = Some(w);
+        }
+        Some(_) => {}
+        None => *window = Some(w),
+    }
+    *last = Some(apply_body(body, folds, x));
+    out
+}
+
+/// `sma N`: an exponential average with weight 2/(N+1), silent for the first half window.
+#[inline]
+fn sma(n: u64, seen: &mut u64, avg: &mut f64, x: f64) -> Option<f64> {
+    let k = 2.0 / (n as f64 + 1.0);
+    *avg = if *seen == 0 {
+        x
+    } else {
+        k * x + (1.0 - k) * *avg
+    };
+    *seen = seen.saturating_add(1);
+    (*seen > n.div_ceil(2)).then_some(*avg)
+}
+
+/// `rate` (`counter`: a decrease is a reset, skipped) and `derive`: change per second.
+#[inline]
+fn slope(counter: bool, prev: &mut Option<(f64, f64)>, ts: f64, x: f64) -> Option<f64> {
+    let Some((t0, x0)) = *prev else {
+        *prev = Some((ts, x));
+        return None;
+    };
+    let dt = ts - t0;
+    // Same or earlier timestamp (or NaN): no rate can be computed; keep the old point.
+    if dt.is_nan() || dt <= 0.0 {
+        return None;
+    }
+    *prev = Some((ts, x));
+    let dx = x - x0;
+    // A counter that went down was reset or wrapped: skip one step.
+    if counter && dx < 0.0 {
+        return None;
+    }
+    Some(dx / dt)
+}
+
+/// `throttle N/D`: at most N events per window of D starting at the first one let through.
+#[inline]
+fn throttle(
+    count: u64,
+    per: Millis,
+    start: &mut Option<f64>,
+    passed: &mut u64,
+    ts: f64,
+    x: f64,
+) -> Option<f64> {
+    match *start {
+        // Still inside the window (a NaN timestamp also stays in it).
+        Some(s) if (ts - s).is_nan() || ts - s < per.secs() => {}
+        _ => {
+            *start = Some(ts);
+            *passed = 0;
+        }
+    }
+    if *passed < count {
+        *passed += 1;
+        Some(x)
+    } else {
+        None
+    }
+}
+
+/// `percentile P (N)`: the P-th percentile of each tumbling block of N events.
+#[inline]
+fn percentile(size: u64, seen: &mut u64, quantile: &mut Quantile, x: f64) -> Option<f64> {
+    quantile.push(x);
+    *seen += 1;
+    if *seen < size {
+        return None;
+    }
+    *seen = 0;
+    let v = quantile.value();
+    quantile.reset();
+    Some(v)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::error::QueryError;
 use super::registry::RegId;
 
 /// Patterns per `RegexSet`.
-pub const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 
 /// Compiles a registration's regex under the size limits. `column` is the body column where the
 /// regex starts, so syntax errors point into the request.

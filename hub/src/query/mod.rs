@@ -22,8 +22,8 @@ mod quantile;
 mod registry;
 mod reply;
 
-pub use command::{parse as parse_command, Command};
-pub use engine::{Engine, Limits, Output, Saved, Stats};
+pub use command::{parse as parse_statement, Statement};
+pub use engine::{Engine, Limits, Output, Saved, Untracked};
 pub use error::{ParseError, QueryError};
 pub use key::key;
 pub use proc::{parse as parse_proc, Proc};

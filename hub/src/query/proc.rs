@@ -11,9 +11,9 @@ use super::error::ParseError;
 use super::lex::Cursor;
 
 /// Largest count accepted for `window`, `sma`, `sample`, `throttle` and `percentile`.
-pub const MAX_COUNT: u64 = 1_000_000;
+pub(crate) const MAX_COUNT: u64 = 1_000_000;
 /// Largest duration accepted (one year), in milliseconds.
-pub const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+pub(crate) const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
 
 /// A parsed pipeline: stages applied in order to each event of one name.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,7 @@ pub struct Proc {
 
 /// A per-event stage: exactly one output for each input.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sync {
+pub enum PerEvent {
     Id,
     Abs,
     Ceil,
@@ -48,14 +48,14 @@ pub enum Sync {
 /// A stage that may swallow events, hold state across them, or emit on a clock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {
-    Sync(Sync),
+    PerEvent(PerEvent),
     Window {
         size: u64,
-        body: Vec<Sync>,
+        body: Vec<PerEvent>,
     },
     TWindow {
-        width: Duration,
-        body: Vec<Sync>,
+        width: Millis,
+        body: Vec<PerEvent>,
     },
     Sma(u64),
     Ewma(Num),
@@ -74,9 +74,9 @@ pub enum Stage {
     Changed,
     Throttle {
         count: u64,
-        per: Duration,
+        per: Millis,
     },
-    Absent(Duration),
+    Absent(Millis),
     Percentile {
         pct: Num,
         size: u64,
@@ -114,11 +114,11 @@ impl PartialEq for Num {
 
 /// A duration in whole milliseconds, 1 ms ..= [`MAX_DURATION_MS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duration {
+pub struct Millis {
     pub ms: u64,
 }
 
-impl Duration {
+impl Millis {
     pub fn secs(self) -> f64 {
         self.ms as f64 / 1000.0
     }
@@ -169,7 +169,7 @@ impl Proc {
 // ---------------------------------------------------------------------------------------------
 // Parser
 
-/// Parses a whole proc (for tests and tools; commands use [`parse_pipeline`]).
+/// Parses a whole proc (for tests and tools; commands use `parse_pipeline`).
 pub fn parse(text: &str) -> Result<Proc, ParseError> {
     let mut c = Cursor::new(text);
     let proc = parse_pipeline(&mut c)?;
@@ -190,54 +190,32 @@ pub(crate) fn parse_pipeline(c: &mut Cursor<'_>) -> Result<Proc, ParseError> {
 }
 
 const STAGE: &str = "a function (id, mean, window, [> v], (* v), …)";
-const SYNC: &str = "a per-event function (id, abs, mean, median, (* v), …)";
+const PER_EVENT: &str = "a per-event function (id, abs, mean, median, (* v), …)";
 
 fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     c.skip_ws();
     match c.peek() {
-        Some('(') => return parse_arith(c).map(Stage::Sync),
+        Some('(') => return parse_arith(c).map(Stage::PerEvent),
         Some('[') => return parse_filter(c),
         _ => {}
     }
     let start = c.pos();
     let word = c.word().to_ascii_lowercase();
-    if let Some(sync) = sync_named(&word) {
-        return Ok(Stage::Sync(sync));
+    if let Some(per_event) = per_event_named(&word) {
+        return Ok(Stage::PerEvent(per_event));
     }
     let stage = match word.as_str() {
-        "window" => {
-            let size = count(c, "window size", 1)?;
-            Stage::Window {
-                size,
-                body: parse_body(c)?,
-            }
-        }
-        "twindow" => {
-            let width = duration(c)?;
-            Stage::TWindow {
-                width,
-                body: parse_body(c)?,
-            }
-        }
+        "window" => Stage::Window {
+            size: count(c, "window size", 1)?,
+            body: parse_body(c)?,
+        },
+        "twindow" => Stage::TWindow {
+            width: duration(c)?,
+            body: parse_body(c)?,
+        },
         "sma" => Stage::Sma(count(c, "sma length", 1)?),
-        "ewma" => {
-            let at = next_pos(c);
-            let a = value(c)?;
-            if !(0.0..=1.0).contains(&a.0) {
-                return Err(c.invalid(at, "ewma weight must be between 0 and 1"));
-            }
-            Stage::Ewma(a)
-        }
-        "sample" => {
-            let at = next_pos(c);
-            let pass = count(c, "sample count", 1)?;
-            expect(c, '/', "/")?;
-            let every = count(c, "sample block", 1)?;
-            if pass > every {
-                return Err(c.invalid(at, "sample n/m needs n <= m"));
-            }
-            Stage::Sample { pass, every }
-        }
+        "ewma" => parse_ewma(c)?,
+        "sample" => parse_sample(c)?,
         "rate" => Stage::Rate,
         "derive" => Stage::Derive,
         "changed" => Stage::Changed,
@@ -250,24 +228,7 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
             }
         }
         "absent" => Stage::Absent(duration(c)?),
-        "percentile" => {
-            let at = next_pos(c);
-            let text = c.double();
-            let pct = text.parse::<f64>().map_err(|_| {
-                c.set_pos(at);
-                c.expected("a percentile (0 to 100)")
-            })?;
-            if !(0.0..=100.0).contains(&pct) {
-                return Err(c.invalid(at, "percentile must be between 0 and 100"));
-            }
-            expect(c, '(', "(")?;
-            let size = count(c, "percentile window size", 1)?;
-            expect(c, ')', ")")?;
-            Stage::Percentile {
-                pct: Num(pct),
-                size,
-            }
-        }
+        "percentile" => parse_percentile(c)?,
         _ => {
             c.set_pos(start);
             return Err(c.expected(STAGE));
@@ -276,68 +237,110 @@ fn parse_stage(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
     Ok(stage)
 }
 
-fn sync_named(word: &str) -> Option<Sync> {
+/// `ewma A`, after the word.
+fn parse_ewma(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let a = value(c)?;
+    if !(0.0..=1.0).contains(&a.0) {
+        return Err(c.invalid(at, "ewma weight must be between 0 and 1"));
+    }
+    Ok(Stage::Ewma(a))
+}
+
+/// `sample N/M`, after the word.
+fn parse_sample(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let pass = count(c, "sample count", 1)?;
+    expect(c, '/', "/")?;
+    let every = count(c, "sample block", 1)?;
+    if pass > every {
+        return Err(c.invalid(at, "sample n/m needs n <= m"));
+    }
+    Ok(Stage::Sample { pass, every })
+}
+
+/// `percentile P (N)`, after the word.
+fn parse_percentile(c: &mut Cursor<'_>) -> Result<Stage, ParseError> {
+    let at = next_pos(c);
+    let text = c.double();
+    let pct = text.parse::<f64>().map_err(|_| {
+        c.set_pos(at);
+        c.expected("a percentile (0 to 100)")
+    })?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(c.invalid(at, "percentile must be between 0 and 100"));
+    }
+    expect(c, '(', "(")?;
+    let size = count(c, "percentile window size", 1)?;
+    expect(c, ')', ")")?;
+    Ok(Stage::Percentile {
+        pct: Num(pct),
+        size,
+    })
+}
+
+fn per_event_named(word: &str) -> Option<PerEvent> {
     Some(match word {
-        "id" => Sync::Id,
-        "abs" => Sync::Abs,
-        "ceil" => Sync::Ceil,
-        "floor" => Sync::Floor,
-        "round" => Sync::Round,
-        "truncate" => Sync::Truncate,
-        "mean" => Sync::Mean,
-        "median" => Sync::Median,
-        "minimum" => Sync::Minimum,
-        "maximum" => Sync::Maximum,
-        "sum" => Sync::Sum,
-        "prod" => Sync::Prod,
-        "count" => Sync::Count,
+        "id" => PerEvent::Id,
+        "abs" => PerEvent::Abs,
+        "ceil" => PerEvent::Ceil,
+        "floor" => PerEvent::Floor,
+        "round" => PerEvent::Round,
+        "truncate" => PerEvent::Truncate,
+        "mean" => PerEvent::Mean,
+        "median" => PerEvent::Median,
+        "minimum" => PerEvent::Minimum,
+        "maximum" => PerEvent::Maximum,
+        "sum" => PerEvent::Sum,
+        "prod" => PerEvent::Prod,
+        "count" => PerEvent::Count,
         _ => return None,
     })
 }
 
 /// `"(" sync ("|" sync)* ")"`
-fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<Sync>, ParseError> {
+fn parse_body(c: &mut Cursor<'_>) -> Result<Vec<PerEvent>, ParseError> {
     expect(c, '(', "(")?;
-    let mut body = vec![parse_sync(c)?];
+    let mut body = vec![parse_per_event(c)?];
     while c.eat('|') {
-        body.push(parse_sync(c)?);
+        body.push(parse_per_event(c)?);
     }
     expect(c, ')', "| or )")?;
     Ok(body)
 }
 
-fn parse_sync(c: &mut Cursor<'_>) -> Result<Sync, ParseError> {
+fn parse_per_event(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
     c.skip_ws();
     if c.peek() == Some('(') {
         return parse_arith(c);
     }
     let start = c.pos();
     let word = c.word().to_ascii_lowercase();
-    sync_named(&word).ok_or_else(|| {
+    per_event_named(&word).ok_or_else(|| {
         c.set_pos(start);
-        c.expected(SYNC)
+        c.expected(PER_EVENT)
     })
 }
 
 /// `"(" aop val ")" | "(" val aop ")"`. A leading `-` is ambiguous (`(- 1)` vs `(-1 -)`):
 /// the operator-first reading is tried first, then the value-first one.
-fn parse_arith(c: &mut Cursor<'_>) -> Result<Sync, ParseError> {
+fn parse_arith(c: &mut Cursor<'_>) -> Result<PerEvent, ParseError> {
     expect(c, '(', "(")?;
-    let op_first = |c: &mut Cursor<'_>| -> Result<Sync, ParseError> {
+    let op_first = |c: &mut Cursor<'_>| -> Result<PerEvent, ParseError> {
         let op = aop(c).ok_or_else(|| c.expected("an operator (* / + -) or a number"))?;
         let value = value(c)?;
         expect(c, ')', ")")?;
-        Ok(Sync::Arith {
+        Ok(PerEvent::Arith {
             op,
             value,
             value_first: false,
         })
     };
-    let value_first = |c: &mut Cursor<'_>| -> Result<Sync, ParseError> {
+    let value_first = |c: &mut Cursor<'_>| -> Result<PerEvent, ParseError> {
         let value = value(c)?;
         let op = aop(c).ok_or_else(|| c.expected("an operator (* / + -)"))?;
         expect(c, ')', ")")?;
-        Ok(Sync::Arith {
+        Ok(PerEvent::Arith {
             op,
             value,
             value_first: true,
@@ -464,7 +467,7 @@ fn count(c: &mut Cursor<'_>, what: &str, min: u64) -> Result<u64, ParseError> {
 }
 
 /// `DUR := INT ("ms" | "s" | "m" | "h")`
-fn duration(c: &mut Cursor<'_>) -> Result<Duration, ParseError> {
+fn duration(c: &mut Cursor<'_>) -> Result<Millis, ParseError> {
     let at = next_pos(c);
     let digits = c.digits();
     if digits.is_empty() {
@@ -479,7 +482,7 @@ fn duration(c: &mut Cursor<'_>) -> Result<Duration, ParseError> {
     };
     c.word();
     match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)) {
-        Some(ms) if (1..=MAX_DURATION_MS).contains(&ms) => Ok(Duration { ms }),
+        Some(ms) if (1..=MAX_DURATION_MS).contains(&ms) => Ok(Millis { ms }),
         _ => Err(c.invalid(at, "duration must be between 1ms and 366 days")),
     }
 }
@@ -502,7 +505,7 @@ impl fmt::Display for Num {
     }
 }
 
-impl fmt::Display for Duration {
+impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.ms;
         match () {
@@ -538,28 +541,28 @@ impl fmt::Display for Lop {
     }
 }
 
-impl fmt::Display for Sync {
+impl fmt::Display for PerEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            Sync::Id => "id",
-            Sync::Abs => "abs",
-            Sync::Ceil => "ceil",
-            Sync::Floor => "floor",
-            Sync::Round => "round",
-            Sync::Truncate => "truncate",
-            Sync::Mean => "mean",
-            Sync::Median => "median",
-            Sync::Minimum => "minimum",
-            Sync::Maximum => "maximum",
-            Sync::Sum => "sum",
-            Sync::Prod => "prod",
-            Sync::Count => "count",
-            Sync::Arith {
+            PerEvent::Id => "id",
+            PerEvent::Abs => "abs",
+            PerEvent::Ceil => "ceil",
+            PerEvent::Floor => "floor",
+            PerEvent::Round => "round",
+            PerEvent::Truncate => "truncate",
+            PerEvent::Mean => "mean",
+            PerEvent::Median => "median",
+            PerEvent::Minimum => "minimum",
+            PerEvent::Maximum => "maximum",
+            PerEvent::Sum => "sum",
+            PerEvent::Prod => "prod",
+            PerEvent::Count => "count",
+            PerEvent::Arith {
                 op,
                 value,
                 value_first: false,
             } => return write!(f, "({op} {value})"),
-            Sync::Arith {
+            PerEvent::Arith {
                 op,
                 value,
                 value_first: true,
@@ -569,7 +572,7 @@ impl fmt::Display for Sync {
     }
 }
 
-fn write_body(f: &mut fmt::Formatter<'_>, body: &[Sync]) -> fmt::Result {
+fn write_body(f: &mut fmt::Formatter<'_>, body: &[PerEvent]) -> fmt::Result {
     f.write_str("(")?;
     for (i, s) in body.iter().enumerate() {
         if i > 0 {
@@ -583,7 +586,7 @@ fn write_body(f: &mut fmt::Formatter<'_>, body: &[Sync]) -> fmt::Result {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Stage::Sync(s) => write!(f, "{s}"),
+            Stage::PerEvent(s) => write!(f, "{s}"),
             Stage::Window { size, body } => {
                 write!(f, "window {size} ")?;
                 write_body(f, body)
@@ -778,33 +781,33 @@ mod tests {
             (0u32..=1000).prop_map(|i| Num(f64::from(i) / 1000.0))
         }
 
-        fn duration() -> impl Strategy<Value = Duration> {
-            (1..=MAX_DURATION_MS).prop_map(|ms| Duration { ms })
+        fn duration() -> impl Strategy<Value = Millis> {
+            (1..=MAX_DURATION_MS).prop_map(|ms| Millis { ms })
         }
 
-        fn sync() -> impl Strategy<Value = Sync> {
+        fn sync() -> impl Strategy<Value = PerEvent> {
             prop_oneof![
                 prop::sample::select(vec![
-                    Sync::Id,
-                    Sync::Abs,
-                    Sync::Ceil,
-                    Sync::Floor,
-                    Sync::Round,
-                    Sync::Truncate,
-                    Sync::Mean,
-                    Sync::Median,
-                    Sync::Minimum,
-                    Sync::Maximum,
-                    Sync::Sum,
-                    Sync::Prod,
-                    Sync::Count,
+                    PerEvent::Id,
+                    PerEvent::Abs,
+                    PerEvent::Ceil,
+                    PerEvent::Floor,
+                    PerEvent::Round,
+                    PerEvent::Truncate,
+                    PerEvent::Mean,
+                    PerEvent::Median,
+                    PerEvent::Minimum,
+                    PerEvent::Maximum,
+                    PerEvent::Sum,
+                    PerEvent::Prod,
+                    PerEvent::Count,
                 ]),
                 (
                     prop::sample::select(vec![Aop::Mul, Aop::Div, Aop::Add, Aop::Sub]),
                     num(),
                     any::<bool>()
                 )
-                    .prop_map(|(op, value, value_first)| Sync::Arith {
+                    .prop_map(|(op, value, value_first)| PerEvent::Arith {
                         op,
                         value,
                         value_first
@@ -816,7 +819,7 @@ mod tests {
             let count = 1..=MAX_COUNT;
             let body = || prop::collection::vec(sync(), 1..4);
             prop_oneof![
-                sync().prop_map(Stage::Sync),
+                sync().prop_map(Stage::PerEvent),
                 (count.clone(), body()).prop_map(|(size, body)| Stage::Window { size, body }),
                 (duration(), body()).prop_map(|(width, body)| Stage::TWindow { width, body }),
                 count.clone().prop_map(Stage::Sma),

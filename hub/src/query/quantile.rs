@@ -7,7 +7,7 @@
 //! values are ignored; the minimum and maximum stay exact.
 
 /// Values kept exactly before switching to the P² estimate.
-pub const EXACT_CAP: usize = 512;
+pub(crate) const EXACT_CAP: usize = 512;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Quantile {

@@ -34,7 +34,7 @@ impl Registration {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Registry {
+pub(crate) struct RegistrationTable {
     slots: Vec<Option<Arc<Registration>>>,
     free: Vec<RegId>,
     by_key: HashMap<Arc<str>, RegId>,
@@ -42,7 +42,7 @@ pub(crate) struct Registry {
     by_user: HashMap<Arc<str>, Vec<RegId>>,
 }
 
-impl Registry {
+impl RegistrationTable {
     pub(crate) fn get(&self, id: RegId) -> Option<&Arc<Registration>> {
         self.slots.get(id as usize)?.as_ref()
     }
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove_reuses_ids() {
-        let mut r = Registry::default();
+        let mut r = RegistrationTable::default();
         let a = r.insert("u", "ka".into(), parse("id").unwrap(), "^a$".into());
         let b = r.insert("u", "kb".into(), parse("mean").unwrap(), "^b$".into());
         let c = r.insert("v", "kc".into(), parse("id").unwrap(), "^c$".into());

@@ -1,0 +1,799 @@
+//! The hub's state machine (pure, sans-IO): each incoming stanza, IQ answer and tick goes in
+//! with the clock, and the [`Action`]s to perform come out. [`crate::bot`] only performs them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jabmon_shared::session::{stanza_error, IqOutcome, IqRequest};
+use jabmon_shared::{adhoc, forms, pep, presence};
+use minidom::Element;
+use xmpp_parsers::caps::Caps;
+use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::pubsub::event::Event as PubSubEvent;
+use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
+
+use crate::collectors::{Change, Registry, Seen};
+use crate::commands::{Context, HubCommand};
+use crate::config::{Config, EventMessageType};
+use crate::delivery::Delivery;
+use crate::disco::Disco;
+use crate::ingest::{self, Feed, Ingest};
+use crate::query::{dropped_message, Engine, Limits, Output, Reply};
+use crate::restore::{self, Restore, MAX_BUFFERED};
+use crate::roster::{self, CollectorCheck, Roster};
+use crate::storage;
+
+/// Something the bot must do.
+#[derive(Debug)]
+pub enum Action {
+    Presence(Presence),
+    Message(Message),
+    /// Ask for the roster (a fresh stream).
+    RequestRoster,
+    /// Send an IQ; its outcome comes back with `then`.
+    Request {
+        to: Option<Jid>,
+        set: bool,
+        payload: Element,
+        then: Awaiting,
+    },
+    /// Persist the registrations.
+    Save,
+    /// Stop: the hub cannot work with this server.
+    Fatal(String),
+}
+
+/// What an IQ's outcome is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Awaiting {
+    /// The server's disco#info (does it offer PEP storage?).
+    ServerFeatures,
+    /// The saved registrations' latest PEP item.
+    Restore,
+    /// A caps lookup of `from`, for `ver`.
+    CapsInfo { ver: String, from: FullJid },
+    /// A PEP publish.
+    Published(Published),
+}
+
+/// What a PEP publish was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    Registrations,
+    CollectorStatus,
+}
+
+impl Published {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Published::Registrations => "registrations",
+            Published::CollectorStatus => "collector status",
+        }
+    }
+}
+
+/// The answer to an IQ request.
+pub type IqAnswer = Result<Option<Element>, StanzaError>;
+
+/// Everything the hub knows.
+pub struct HubState {
+    cfg: Config,
+    pub engine: Engine,
+    delivery: Delivery,
+    registry: Registry,
+    roster: Roster,
+    ingest: Ingest,
+    restore: Restore<Message>,
+    disco: Disco,
+    online: bool,
+    shutting_down: bool,
+    last_tick: f64,
+}
+
+impl HubState {
+    /// `engine` holds the registrations already loaded (`restored`: from the state file).
+    pub fn new(cfg: Config, engine: Engine, restored: bool) -> Self {
+        Self {
+            delivery: Delivery::new(
+                cfg.hub.max_events_per_second_per_user,
+                cfg.hub.max_queued_events_per_user,
+            ),
+            engine,
+            registry: Registry::default(),
+            roster: Roster::default(),
+            ingest: Ingest::default(),
+            restore: Restore::new(restored, MAX_BUFFERED),
+            disco: Disco::default(),
+            online: false,
+            shutting_down: false,
+            last_tick: 0.0,
+            cfg,
+        }
+    }
+
+    /// The engine for the configured limits.
+    pub fn engine_for(cfg: &Config) -> Engine {
+        Engine::new(Limits {
+            max_queries_per_user: cfg.hub.max_queries_per_user,
+            ..Limits::default()
+        })
+    }
+
+    fn is_user(&self, jid: &BareJid) -> bool {
+        self.cfg.users.allows(jid) || self.cfg.admins.allows(jid)
+    }
+
+    fn available(&self) -> Presence {
+        Presence::available().with_payload(self.disco.caps().clone())
+    }
+
+    /// From now on, queries are answered 503.
+    pub fn shutting_down(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// The stream is ready; `resumed == false`: announce everything again.
+    pub fn on_online(&mut self, resumed: bool) -> Vec<Action> {
+        self.online = true;
+        if resumed {
+            return vec![];
+        }
+        let mut out = vec![Action::RequestRoster, Action::Presence(self.available())];
+        if self.restore.start() {
+            out.push(Action::Request {
+                to: Some(Jid::from(self.cfg.xmpp.jid.clone())),
+                set: false,
+                payload: DiscoInfoQuery { node: None }.into(),
+                then: Awaiting::ServerFeatures,
+            });
+        }
+        out
+    }
+
+    pub fn on_suspended(&mut self) {
+        self.online = false;
+    }
+
+    // ---- IQ answers -----------------------------------------------------------------------
+
+    /// The outcome of a request made through [`Action::Request`] (publishes excepted: the
+    /// bot handles those).
+    pub fn on_answer(&mut self, then: Awaiting, outcome: IqOutcome, now: f64) -> Vec<Action> {
+        match then {
+            Awaiting::ServerFeatures => self.on_server_features(outcome),
+            Awaiting::Restore => self.on_restore(outcome, now),
+            Awaiting::CapsInfo { ver, from } => {
+                let info = outcome
+                    .ok()
+                    .flatten()
+                    .and_then(|el| DiscoInfoResult::try_from(el).ok());
+                self.on_caps_info(&ver, &from, info.as_ref(), now)
+            }
+            Awaiting::Published(_) => vec![],
+        }
+    }
+
+    fn on_server_features(&mut self, outcome: IqOutcome) -> Vec<Action> {
+        if !restore::server_offers_pep_storage(outcome) {
+            let msg = "the server does not offer PEP with publish-options (XEP-0223), needed for storage = \"pep\"; set [hub] storage = \"file\" and state_path instead";
+            tracing::error!("{msg}");
+            return vec![Action::Fatal(msg.to_string())];
+        }
+        vec![Action::Request {
+            to: None,
+            set: false,
+            payload: pep::latest_items(storage::NS, 1),
+            then: Awaiting::Restore,
+        }]
+    }
+
+    fn on_restore(&mut self, outcome: IqOutcome, now: f64) -> Vec<Action> {
+        match restore::saved_registrations(outcome) {
+            Ok(saved) => {
+                restore::load_into(&mut self.engine, &saved);
+                let waiting = self.restore.finish();
+                waiting
+                    .into_iter()
+                    .flat_map(|m| self.on_message(m, now))
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "Could not read saved registrations ({e}); retrying at the next connection."
+                );
+                self.restore.failed();
+                vec![]
+            }
+        }
+    }
+
+    fn on_caps_info(
+        &mut self,
+        ver: &str,
+        from: &FullJid,
+        info: Option<&DiscoInfoResult>,
+        now: f64,
+    ) -> Vec<Action> {
+        let answer = self.roster.caps_answer(ver, info);
+        if !answer.is_collector {
+            return vec![];
+        }
+        if let Some(info) = info {
+            self.registry
+                .facts(&from.to_bare(), roster::host_facts(info));
+        }
+        let mut out = Vec::new();
+        for (jid, seen) in answer.waiting {
+            out.extend(self.collector_seen(&jid, seen, now));
+        }
+        out
+    }
+
+    // ---- presence -------------------------------------------------------------------------
+
+    pub fn on_presence(&mut self, p: Presence, now: f64) -> Vec<Action> {
+        let Some(from) = p.from.clone() else {
+            return vec![];
+        };
+        let bare = from.to_bare();
+        match p.type_ {
+            PresenceType::Subscribe => {
+                let acls = [&self.cfg.collectors, &self.cfg.users, &self.cfg.admins];
+                let answer = presence::answer_subscription(&bare, &acls);
+                match answer.approved {
+                    true => tracing::info!(%bare, "Subscription approved."),
+                    false => {
+                        tracing::warn!(%bare, "Subscription refused: neither a collector nor a user.")
+                    }
+                }
+                answer.presences.into_iter().map(Action::Presence).collect()
+            }
+            // ejabberd records +notify interest only from presence after the approval.
+            PresenceType::Subscribed => vec![Action::Presence(self.available().with_to(bare))],
+            PresenceType::None => self.on_available(&p, from, bare, now),
+            PresenceType::Unavailable => self.on_unavailable(&from, &bare, now),
+            _ => vec![],
+        }
+    }
+
+    fn on_available(&mut self, p: &Presence, from: Jid, bare: BareJid, now: f64) -> Vec<Action> {
+        if self.is_user(&bare) {
+            self.roster
+                .user_available(&bare, from.resource().map(|r| r.as_str()));
+            self.delivery
+                .set_online(&Arc::from(bare.as_str()), true, now);
+        }
+        if !self.cfg.collectors.allows(&bare) {
+            return vec![];
+        }
+        let Ok(full) = from.try_into_full() else {
+            return vec![];
+        };
+        let caps = p
+            .payloads
+            .iter()
+            .find_map(|e| Caps::try_from(e.clone()).ok());
+        let known = self.registry.is_known(&bare);
+        match self
+            .roster
+            .collector_available(full, roster::seen(p), caps.as_ref(), known)
+        {
+            CollectorCheck::Seen(full, seen) => self.collector_seen(&full, seen, now),
+            CollectorCheck::Ask { to, node, ver } => vec![Action::Request {
+                to: Some(Jid::from(to.clone())),
+                set: false,
+                payload: DiscoInfoQuery { node: Some(node) }.into(),
+                then: Awaiting::CapsInfo { ver, from: to },
+            }],
+            CollectorCheck::Nothing => vec![],
+        }
+    }
+
+    fn on_unavailable(&mut self, from: &Jid, bare: &BareJid, now: f64) -> Vec<Action> {
+        if self
+            .roster
+            .user_unavailable(bare, from.resource().map(|r| r.as_str()))
+        {
+            self.delivery
+                .set_online(&Arc::from(bare.as_str()), false, now);
+        }
+        if !self.registry.is_known(bare) || !self.roster.collector_unavailable(from) {
+            return vec![];
+        }
+        match self.registry.presence(bare, Seen::Unavailable, now) {
+            Some(change) => self.status_changed(change, now),
+            None => vec![],
+        }
+    }
+
+    fn collector_seen(&mut self, full: &FullJid, seen: Seen, now: f64) -> Vec<Action> {
+        self.roster.collector_seen(full);
+        match self.registry.presence(&full.to_bare(), seen, now) {
+            Some(change) => self.status_changed(change, now),
+            None => vec![],
+        }
+    }
+
+    /// Publishes a status change and injects it into the event stream.
+    fn status_changed(&mut self, change: Change, now: f64) -> Vec<Action> {
+        tracing::info!(collector = %change.jid, host = %change.host, from = %change.from, to = %change.to, "Collector status changed.");
+        let item = jabmon_shared::payload::CollectorStatus {
+            jid: change.jid.to_string(),
+            host: change.host.clone(),
+            status: change.to,
+            timestamp: now,
+        };
+        let payload = pep::publish(
+            jabmon_shared::ns::COLLECTORS,
+            change.jid.as_str(),
+            item.into(),
+            &[("pubsub#access_model", "presence")],
+        );
+        let mut out = vec![Action::Request {
+            to: None,
+            set: true,
+            payload,
+            then: Awaiting::Published(Published::CollectorStatus),
+        }];
+        let outputs = self.feed(ingest::status_feeds(&change, now));
+        out.extend(self.deliver(outputs, now));
+        out
+    }
+
+    // ---- messages -------------------------------------------------------------------------
+
+    pub fn on_message(&mut self, m: Message, now: f64) -> Vec<Action> {
+        if let Some(from) = m.from.clone() {
+            if let Some(event) = m
+                .payloads
+                .iter()
+                .find_map(|p| PubSubEvent::try_from(p.clone()).ok())
+            {
+                // PEP notifications come from the publisher's bare JID, stamped by the server;
+                // a client's own message always carries its full JID, so a user cannot pose as
+                // a collector by sending a pubsub payload.
+                if from.resource().is_none() {
+                    return self.on_pep(&from.to_bare(), event, now);
+                }
+                tracing::warn!(%from, "Ignored a pubsub event sent by a client, not by the server.");
+                return vec![];
+            }
+        }
+        if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {
+            return vec![];
+        }
+        let (Some(body), Some(from)) = (m.bodies.values().next().cloned(), m.from.clone()) else {
+            return vec![];
+        };
+        let type_ = m.type_.clone();
+        let mut out = Vec::new();
+        let reply = match self.query_reply(m, &from, &body, &mut out) {
+            Some(reply) => reply,
+            None => return out,
+        };
+        let mut answer = Message::new(Some(from));
+        answer.type_ = type_;
+        answer.bodies.insert(Default::default(), reply.to_json());
+        out.push(Action::Message(answer));
+        out
+    }
+
+    /// The reply to a query, or `None` when it was buffered until the restore.
+    fn query_reply(
+        &mut self,
+        m: Message,
+        from: &Jid,
+        body: &str,
+        out: &mut Vec<Action>,
+    ) -> Option<Reply> {
+        let bare = from.to_bare();
+        if self.shutting_down || !self.online {
+            return Some(Reply::unavailable(body));
+        }
+        if !self.is_user(&bare) {
+            tracing::info!(%bare, "Query refused: not a user.");
+            return Some(Reply::forbidden(body));
+        }
+        if !self.restore.is_restored() {
+            return match self.restore.buffer(m) {
+                Ok(()) => None,
+                Err(_) => Some(Reply::unavailable(body)),
+            };
+        }
+        self.roster
+            .user_available(&bare, from.resource().map(|r| r.as_str()));
+        let user = bare.as_str();
+        let before_len = self.engine.len();
+        let before: Vec<String> = self.engine.list(user).into_iter().map(|(_, k)| k).collect();
+        let reply = self.engine.handle(user, body);
+        if self.engine.len() != before_len {
+            let after: HashSet<String> =
+                self.engine.list(user).into_iter().map(|(_, k)| k).collect();
+            for k in before.iter().filter(|k| !after.contains(*k)) {
+                self.delivery.forget_key(user, k);
+            }
+            out.push(Action::Save);
+        }
+        Some(reply)
+    }
+
+    fn on_pep(&mut self, from: &BareJid, event: PubSubEvent, now: f64) -> Vec<Action> {
+        if !self.registry.is_known(from) && !self.cfg.collectors.allows(from) {
+            return vec![];
+        }
+        let ingested = self
+            .ingest
+            .notification(&mut self.registry, &self.roster, from, event, now);
+        let mut out = Vec::new();
+        for change in ingested.changes {
+            out.extend(self.status_changed(change, now));
+        }
+        let outputs = self.feed(ingested.feeds);
+        out.extend(self.deliver(outputs, now));
+        out
+    }
+
+    fn feed(&mut self, feeds: impl IntoIterator<Item = Feed>) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        for f in feeds {
+            self.engine
+                .feed(&f.name, f.timestamp, f.value, &mut outputs);
+        }
+        outputs
+    }
+
+    /// Queues outputs per user and sends what the rate limits allow now.
+    fn deliver(&mut self, outputs: Vec<Output>, now: f64) -> Vec<Action> {
+        for o in outputs {
+            let body = o.message_body();
+            self.delivery.push(&o.user, &o.key, body, now);
+        }
+        if !self.online {
+            return vec![];
+        }
+        let type_ = match self.cfg.hub.event_message_type {
+            EventMessageType::Chat => MessageType::Chat,
+            EventMessageType::Headline => MessageType::Headline,
+        };
+        let ready = self.delivery.drain_ready(now, dropped_message);
+        ready
+            .into_iter()
+            .filter_map(|(user, _key, body)| {
+                let to = BareJid::new(&user).ok()?;
+                let mut m = Message::new(Some(Jid::from(to)));
+                m.type_ = type_.clone();
+                m.bodies.insert(Default::default(), body);
+                Some(Action::Message(m))
+            })
+            .collect()
+    }
+
+    /// Every 250 ms: delivery; once a second also `absent` and the silence backstop.
+    pub fn on_tick(&mut self, now: f64) -> Vec<Action> {
+        let mut outputs = Vec::new();
+        let mut out = Vec::new();
+        if now - self.last_tick >= 1.0 {
+            self.last_tick = now;
+            self.engine.tick(now, &mut outputs);
+            let intervals = self.cfg.hub.silence_intervals;
+            for change in self.registry.silence(now, intervals) {
+                tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
+                out.extend(self.status_changed(change, now));
+            }
+        }
+        out.extend(self.deliver(outputs, now));
+        out
+    }
+
+    // ---- IQs ------------------------------------------------------------------------------
+
+    /// Answers an IQ request (`me`: the hub's bound JID); unknown ones get
+    /// `service-unavailable`.
+    pub fn on_iq(&mut self, req: &IqRequest, me: &Jid, now: f64) -> (IqAnswer, Vec<Action>) {
+        let asker = req.from.as_ref().map(Jid::to_bare);
+        let user = asker.filter(|j| self.is_user(j));
+        let refused = |c: DefinedCondition| stanza_error(c, None);
+        if req.set {
+            if let Ok(cmd) = adhoc::Command::try_from(req.payload.clone()) {
+                return self.command(user.as_ref(), &cmd.node, now);
+            }
+        } else if let Ok(q) = DiscoInfoQuery::try_from(req.payload.clone()) {
+            let info = self
+                .disco
+                .info(q.node.as_deref(), user.is_some(), &self.registry);
+            let answer = info.map(|i| Some(forms::to_element(i))).map_err(refused);
+            return (answer, vec![]);
+        } else if let Ok(q) = DiscoItemsQuery::try_from(req.payload.clone()) {
+            let items = self
+                .disco
+                .items(q.node.as_deref(), me, user.is_some(), &self.registry);
+            return (items.map(|r| Some(r.into())).map_err(refused), vec![]);
+        }
+        (Err(refused(DefinedCondition::ServiceUnavailable)), vec![])
+    }
+
+    fn command(&mut self, user: Option<&BareJid>, node: &str, now: f64) -> (IqAnswer, Vec<Action>) {
+        let Some(user) = user else {
+            let text = "Only the hub's users may run its commands.";
+            return (
+                Err(stanza_error(DefinedCondition::Forbidden, Some(text))),
+                vec![],
+            );
+        };
+        let Some(cmd) = HubCommand::from_node(node) else {
+            let text = "No such command.";
+            return (
+                Err(stanza_error(DefinedCondition::ItemNotFound, Some(text))),
+                vec![],
+            );
+        };
+        let ctx = Context {
+            engine: &mut self.engine,
+            delivery: &mut self.delivery,
+            registry: &self.registry,
+            user,
+            now,
+        };
+        let result = cmd.execute(ctx);
+        let save = cmd.changes_registrations().then_some(Action::Save);
+        (Ok(Some(result)), save.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jabmon_shared::config::RawConfig;
+    use jabmon_shared::ns;
+    use std::collections::HashMap;
+    use xmpp_parsers::disco::Identity;
+
+    const T: f64 = 1_000.0;
+
+    fn cfg(storage: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        let state = dir.path().join("hub.json");
+        let toml = format!(
+            "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[access]\ncollectors = [\"web1@x\"]\nusers = [\"ops@x\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = {state:?}\n"
+        );
+        std::fs::write(&path, toml).unwrap();
+        let raw = RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap();
+        Config::from_raw(raw).unwrap()
+    }
+
+    /// A hub online, with registrations restored.
+    fn hub() -> HubState {
+        let cfg = cfg("file");
+        let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), true);
+        s.on_online(false);
+        s
+    }
+
+    fn jid(s: &str) -> Jid {
+        Jid::new(s).unwrap()
+    }
+
+    fn collector_info() -> DiscoInfoResult {
+        DiscoInfoResult {
+            node: None,
+            identities: vec![Identity::new("client", "bot", "en", "collector")],
+            features: [ns::STATS.to_string()].into_iter().collect(),
+            extensions: vec![],
+        }
+    }
+
+    fn available(from: &str) -> Presence {
+        let caps = jabmon_shared::caps::caps(ns::CAPS_NODE, &collector_info());
+        let mut p = Presence::available().with_payload(caps);
+        p.from = Some(jid(from));
+        p
+    }
+
+    fn unavailable(from: &str) -> Presence {
+        let mut p = Presence::unavailable();
+        p.from = Some(jid(from));
+        p
+    }
+
+    fn chat(from: &str, body: &str) -> Message {
+        let mut m = Message::new(Some(jid("hub@x")));
+        m.from = Some(jid(from));
+        m.type_ = MessageType::Chat;
+        m.bodies.insert(Default::default(), body.into());
+        m
+    }
+
+    fn stats(t: f64) -> Message {
+        let xml = format!("<message xmlns='jabber:client' from='web1@x' to='hub@x'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:jabmon:stats:0'><item id='current'><stats xmlns='urn:jabmon:stats:0' host='web1' timestamp='{t}'><stat name='cpu.cpu.idle' value='85'/></stats></item></items></event></message>");
+        Message::try_from(xml.parse::<Element>().unwrap()).unwrap()
+    }
+
+    /// The statuses published, in order.
+    fn published(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Request {
+                    payload,
+                    then: Awaiting::Published(Published::CollectorStatus),
+                    ..
+                } => Some(String::from(payload)),
+                _ => None,
+            })
+            .filter_map(|xml| {
+                let at = xml.find("status=")? + 8;
+                Some(xml[at..].split(['"', '\'']).next()?.to_string())
+            })
+            .collect()
+    }
+
+    fn bodies(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Message(m) => m.bodies.values().next().cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Brings web1@x/a up through a caps lookup.
+    fn collector_up(s: &mut HubState) {
+        let ask = s.on_presence(available("web1@x/a"), T);
+        let [Action::Request { then, .. }] = &ask[..] else {
+            panic!("expected one caps lookup, got {ask:?}");
+        };
+        assert!(matches!(then, Awaiting::CapsInfo { .. }));
+        let answer = Ok(Some(forms::to_element(collector_info())));
+        let up = s.on_answer(then.clone(), answer, T);
+        assert_eq!(published(&up), ["alive"]);
+    }
+
+    #[test]
+    fn a_bare_unavailable_keeps_an_available_collector_alive() {
+        let mut s = hub();
+        collector_up(&mut s);
+        assert!(s.on_presence(unavailable("web1@x"), T + 1.0).is_empty());
+        let gone = s.on_presence(unavailable("web1@x/a"), T + 2.0);
+        assert_eq!(published(&gone), ["dead"]);
+    }
+
+    #[test]
+    fn fresh_stats_revive_a_collector_the_silence_rule_killed() {
+        let mut s = hub();
+        collector_up(&mut s);
+        let later = T + 100.0;
+        assert_eq!(published(&s.on_tick(later)), ["dead"], "silent too long");
+        assert!(
+            published(&s.on_message(stats(later - 90.0), later)).is_empty(),
+            "a replay"
+        );
+        assert_eq!(published(&s.on_message(stats(later), later)), ["alive"]);
+    }
+
+    #[test]
+    fn caps_of_a_non_collector_never_make_it_one() {
+        let mut s = hub();
+        let ask = s.on_presence(available("web1@x/phone"), T);
+        let [Action::Request { then, .. }] = &ask[..] else {
+            panic!("expected a caps lookup");
+        };
+        let mut phone = collector_info();
+        phone.features = ["urn:xmpp:ping".to_string()].into_iter().collect();
+        let answer = Ok(Some(forms::to_element(phone)));
+        assert!(s.on_answer(then.clone(), answer, T).is_empty());
+    }
+
+    #[test]
+    fn queries_wait_for_the_restore_and_a_change_is_saved_before_the_reply() {
+        let cfg = cfg("pep");
+        let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), false);
+        let online = s.on_online(false);
+        assert!(matches!(
+            online[..],
+            [
+                Action::RequestRoster,
+                Action::Presence(_),
+                Action::Request {
+                    then: Awaiting::ServerFeatures,
+                    ..
+                }
+            ]
+        ));
+        assert!(
+            s.on_online(false).len() == 2,
+            "no second restore while one runs"
+        );
+        assert!(
+            s.on_message(chat("ops@x/r", "SELECT id FROM ^a$;"), T)
+                .is_empty(),
+            "buffered"
+        );
+        let restored = s.on_answer(Awaiting::Restore, Ok(None), T);
+        assert!(
+            matches!(restored[..], [Action::Save, Action::Message(_)]),
+            "{restored:?}"
+        );
+        assert!(bodies(&restored)[0].contains("\"status\":200"));
+    }
+
+    #[test]
+    fn a_server_without_pep_storage_is_fatal() {
+        let cfg = cfg("pep");
+        let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), false);
+        s.on_online(false);
+        let out = s.on_answer(Awaiting::ServerFeatures, Ok(None), T);
+        assert!(matches!(out[..], [Action::Fatal(_)]));
+    }
+
+    #[test]
+    fn strangers_get_403_and_everyone_503_while_offline_or_stopping() {
+        let mut s = hub();
+        assert!(
+            bodies(&s.on_message(chat("eve@x/r", "SELECT * FROM leela.xmpp;"), T))[0]
+                .contains("\"status\":403")
+        );
+        s.on_suspended();
+        assert!(
+            bodies(&s.on_message(chat("ops@x/r", "SELECT * FROM leela.xmpp;"), T))[0]
+                .contains("\"status\":503")
+        );
+        s.on_online(true);
+        s.shutting_down();
+        assert!(
+            bodies(&s.on_message(chat("ops@x/r", "SELECT * FROM leela.xmpp;"), T))[0]
+                .contains("\"status\":503")
+        );
+    }
+
+    #[test]
+    fn pubsub_payloads_from_a_full_jid_are_ignored() {
+        let mut s = hub();
+        collector_up(&mut s);
+        s.on_tick(T + 100.0);
+        let mut forged = stats(T + 100.0);
+        forged.from = Some(jid("web1@x/a"));
+        assert!(s.on_message(forged, T + 100.0).is_empty());
+    }
+
+    #[test]
+    fn commands_are_for_users_and_delete_queries_saves() {
+        let mut s = hub();
+        let me = jid("hub@x/r");
+        let cmd = |node: &str, from: &str| IqRequest {
+            from: Some(jid(from)),
+            id: "1".into(),
+            set: true,
+            payload: adhoc::Command {
+                node: node.into(),
+                sessionid: None,
+                action: Some("execute".into()),
+                status: None,
+                actions: None,
+                notes: vec![],
+                form: None,
+            }
+            .to_element(),
+        };
+        let (answer, actions) = s.on_iq(&cmd("queries", "eve@x/r"), &me, T);
+        assert_eq!(
+            answer.unwrap_err().defined_condition,
+            DefinedCondition::Forbidden
+        );
+        assert!(actions.is_empty());
+        let (answer, actions) = s.on_iq(&cmd("queries", "ops@x/r"), &me, T);
+        assert!(answer.is_ok() && actions.is_empty());
+        let (answer, actions) = s.on_iq(&cmd("delete-queries", "ops@x/r"), &me, T);
+        assert!(answer.is_ok());
+        assert!(matches!(actions[..], [Action::Save]));
+        let (answer, _) = s.on_iq(&cmd("reboot", "ops@x/r"), &me, T);
+        assert_eq!(
+            answer.unwrap_err().defined_condition,
+            DefinedCondition::ItemNotFound
+        );
+    }
+}
