@@ -60,63 +60,133 @@ impl Default for Thresholds {
     }
 }
 
+/// One threshold: its `[thresholds]` key (also its field in the `thresholds` command form),
+/// the label shown for it, and where it lives in [`Thresholds`].
+#[derive(Clone, Copy)]
+pub struct ThresholdField {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// A percentage, so at most 100.
+    pub percent: bool,
+    get: fn(&Thresholds) -> f64,
+    set: fn(&mut Thresholds, f64),
+}
+
+impl ThresholdField {
+    pub fn get(&self, t: &Thresholds) -> f64 {
+        (self.get)(t)
+    }
+
+    pub fn set(&self, t: &mut Thresholds, value: f64) {
+        (self.set)(t, value)
+    }
+}
+
+impl std::fmt::Debug for ThresholdField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every threshold, in form order. A level `X` is cleared below `X_clear` (hysteresis).
+pub const THRESHOLD_FIELDS: [ThresholdField; 9] = [
+    ThresholdField {
+        name: "load_busy",
+        label: "Per-core load: busy (away) at",
+        percent: false,
+        get: |t| t.load_busy,
+        set: |t, v| t.load_busy = v,
+    },
+    ThresholdField {
+        name: "load_busy_clear",
+        label: "Per-core load: busy clears below",
+        percent: false,
+        get: |t| t.load_busy_clear,
+        set: |t, v| t.load_busy_clear = v,
+    },
+    ThresholdField {
+        name: "load_critical",
+        label: "Per-core load: critical (dnd) at",
+        percent: false,
+        get: |t| t.load_critical,
+        set: |t, v| t.load_critical = v,
+    },
+    ThresholdField {
+        name: "cpu_warn",
+        label: "CPU busy % warning at",
+        percent: true,
+        get: |t| t.cpu_warn,
+        set: |t, v| t.cpu_warn = v,
+    },
+    ThresholdField {
+        name: "cpu_warn_clear",
+        label: "CPU busy % warning clears below",
+        percent: true,
+        get: |t| t.cpu_warn_clear,
+        set: |t, v| t.cpu_warn_clear = v,
+    },
+    ThresholdField {
+        name: "memory_warn",
+        label: "Memory used % warning at",
+        percent: true,
+        get: |t| t.memory_warn,
+        set: |t, v| t.memory_warn = v,
+    },
+    ThresholdField {
+        name: "memory_warn_clear",
+        label: "Memory used % warning clears below",
+        percent: true,
+        get: |t| t.memory_warn_clear,
+        set: |t, v| t.memory_warn_clear = v,
+    },
+    ThresholdField {
+        name: "disk_warn",
+        label: "Disk used % warning at (per mount)",
+        percent: true,
+        get: |t| t.disk_warn,
+        set: |t, v| t.disk_warn = v,
+    },
+    ThresholdField {
+        name: "disk_warn_clear",
+        label: "Disk used % warning clears below",
+        percent: true,
+        get: |t| t.disk_warn_clear,
+        set: |t, v| t.disk_warn_clear = v,
+    },
+];
+
 impl Thresholds {
     /// Every rule a threshold set must satisfy, as `(field, problem)` pairs.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        let all = [
-            ("load_busy", self.load_busy),
-            ("load_busy_clear", self.load_busy_clear),
-            ("load_critical", self.load_critical),
-            ("cpu_warn", self.cpu_warn),
-            ("cpu_warn_clear", self.cpu_warn_clear),
-            ("memory_warn", self.memory_warn),
-            ("memory_warn_clear", self.memory_warn_clear),
-            ("disk_warn", self.disk_warn),
-            ("disk_warn_clear", self.disk_warn_clear),
-        ];
-        for (name, v) in all {
+        for f in &THRESHOLD_FIELDS {
+            let (name, v) = (f.name, f.get(self));
             if !v.is_finite() || v < 0.0 {
                 out.push((name, format!("{name} must be a number ≥ 0 (got {v})")));
             }
         }
-        for (name, v) in &all[3..] {
-            if *v > 100.0 {
+        for f in THRESHOLD_FIELDS.iter().filter(|f| f.percent) {
+            let (name, v) = (f.name, f.get(self));
+            if v > 100.0 {
                 out.push((
-                    *name,
+                    name,
                     format!("{name} is a percentage and must be ≤ 100 (got {v})"),
                 ));
             }
         }
-        let pairs = [
-            (
-                "load_busy_clear",
-                self.load_busy_clear,
-                "load_busy",
-                self.load_busy,
-            ),
-            (
-                "cpu_warn_clear",
-                self.cpu_warn_clear,
-                "cpu_warn",
-                self.cpu_warn,
-            ),
-            (
-                "memory_warn_clear",
-                self.memory_warn_clear,
-                "memory_warn",
-                self.memory_warn,
-            ),
-            (
-                "disk_warn_clear",
-                self.disk_warn_clear,
-                "disk_warn",
-                self.disk_warn,
-            ),
-        ];
-        for (clear, c, warn, w) in pairs {
+        for clear in &THRESHOLD_FIELDS {
+            let Some(level) = clear.name.strip_suffix("_clear") else {
+                continue;
+            };
+            let Some(warn) = THRESHOLD_FIELDS.iter().find(|f| f.name == level) else {
+                continue;
+            };
+            let (c, w) = (clear.get(self), warn.get(self));
             if c >= w {
-                out.push((clear, format!("{clear} ({c}) must be below {warn} ({w})")));
+                out.push((
+                    clear.name,
+                    format!("{} ({c}) must be below {level} ({w})", clear.name),
+                ));
             }
         }
         if self.load_critical <= self.load_busy {
@@ -376,6 +446,50 @@ mod tests {
             assert!(text.contains(want), "`{want}` not in:\n{text}");
         }
         assert!(err.0.len() >= 7, "{text}");
+    }
+
+    #[test]
+    fn threshold_table_names_the_config_keys_and_reaches_each_field() {
+        let values = [1.5, 1.25, 3.5, 81.0, 71.0, 82.0, 72.0, 83.0, 73.0];
+        let mut toml = "[xmpp]\njid = \"a@b\"\npassword = \"x\"\n[thresholds]\n".to_string();
+        for (f, v) in THRESHOLD_FIELDS.iter().zip(values) {
+            toml.push_str(&format!("{} = {v:?}\n", f.name));
+        }
+        let cfg = load_str(&toml, &[]).unwrap_or_else(|p| panic!("{p}"));
+        for (f, v) in THRESHOLD_FIELDS.iter().zip(values) {
+            assert_eq!(f.get(&cfg.thresholds), v, "{}", f.name);
+            // `set` writes that field and no other.
+            let mut t = cfg.thresholds;
+            f.set(&mut t, 7.0);
+            for g in &THRESHOLD_FIELDS {
+                let want = if g.name == f.name {
+                    7.0
+                } else {
+                    g.get(&cfg.thresholds)
+                };
+                assert_eq!(g.get(&t), want, "setting {} changed {}", f.name, g.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_clear_level_has_its_level() {
+        for f in THRESHOLD_FIELDS
+            .iter()
+            .filter(|f| f.name.ends_with("_clear"))
+        {
+            let level = f.name.trim_end_matches("_clear");
+            assert!(
+                THRESHOLD_FIELDS.iter().any(|g| g.name == level),
+                "{}",
+                f.name
+            );
+        }
+        let mut t = Thresholds::default();
+        t.cpu_warn_clear = t.cpu_warn;
+        t.memory_warn = 101.0;
+        let fields: Vec<_> = t.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, vec!["memory_warn", "cpu_warn_clear"]);
     }
 
     #[test]

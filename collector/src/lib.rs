@@ -11,9 +11,11 @@
 
 pub mod alerts;
 pub mod bot;
+pub mod chat;
 pub mod commands;
 pub mod config;
 pub mod disco;
+pub mod events;
 pub mod metrics;
 pub mod pep;
 pub mod presence;

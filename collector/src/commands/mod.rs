@@ -4,7 +4,12 @@
 //! and the XEP-0050 error conditions. It is pure: effects are returned as [`Effect`] for the
 //! bot to carry out.
 
+// A refused stage is answered with the `StanzaError` itself, once per request: boxing it
+// would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod reboot;
+pub mod runs;
 pub mod shell;
 pub mod stats_reset;
 pub mod status;
@@ -12,10 +17,11 @@ pub mod thresholds;
 
 use std::collections::HashMap;
 
+use jabmon_shared::acl::Acl;
 use jabmon_shared::adhoc::{self, Actions, Command, Note};
 use jabmon_shared::session::stanza_error;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
-use xmpp_parsers::jid::BareJid;
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use crate::config::{ShellCommand, Thresholds};
@@ -79,6 +85,21 @@ pub enum Rights {
 }
 
 impl Rights {
+    /// What `from` may do: admins everything; our own account and subscribers read and run
+    /// `status`; anyone else — and a stanza without `from` (the server) — nothing.
+    pub fn of(from: Option<&Jid>, own: &BareJid, subscribers: &Acl, admins: &Acl) -> Rights {
+        let Some(from) = from.map(Jid::to_bare) else {
+            return Rights::None;
+        };
+        if admins.allows(&from) {
+            Rights::Admin
+        } else if &from == own || subscribers.allows(&from) {
+            Rights::Subscriber
+        } else {
+            Rights::None
+        }
+    }
+
     pub fn may_run(self, node: Node) -> bool {
         match self {
             Rights::Admin => true,
@@ -98,7 +119,7 @@ pub enum Effect {
         delay_secs: u64,
         reason: String,
     },
-    /// Run this command; the IQ is answered when it ends (see [`shell::completed`]).
+    /// Run this command; the IQ is answered when it ends (see [`shell::completed_response`]).
     Shell {
         command: ShellCommand,
         sessionid: String,
@@ -430,6 +451,31 @@ mod tests {
 
     fn jid(s: &str) -> BareJid {
         BareJid::new(s).unwrap()
+    }
+
+    #[test]
+    fn rights_of_a_sender() {
+        let list = |e: &str| Acl::parse(&[e.to_string()]).unwrap();
+        let (subs, admins) = (list("@example.org"), list("ops@example.org"));
+        let own = jid("web1@example.net");
+        let of = |from: Option<&str>| {
+            let from = from.map(|f| Jid::new(f).unwrap());
+            Rights::of(from.as_ref(), &own, &subs, &admins)
+        };
+        assert_eq!(of(Some("ops@example.org/laptop")), Rights::Admin);
+        assert_eq!(of(Some("alice@example.org/phone")), Rights::Subscriber);
+        assert_eq!(of(Some("web1@example.net/other")), Rights::Subscriber);
+        assert_eq!(of(Some("eve@example.net/x")), Rights::None);
+        assert_eq!(of(Some("example.org")), Rights::None, "a domain is no user");
+        assert_eq!(of(None), Rights::None);
+        assert!(Rights::Subscriber.may_run(Node::Status));
+        for n in Node::ALL.into_iter().filter(|n| *n != Node::Status) {
+            assert!(
+                !Rights::Subscriber.may_run(n) && Rights::Admin.may_run(n),
+                "{n:?}"
+            );
+        }
+        assert!(Node::ALL.into_iter().all(|n| !Rights::None.may_run(n)));
     }
 
     #[test]

@@ -57,9 +57,9 @@ impl Sampler {
         let mut out = Vec::with_capacity(96);
         self.cpu(&mut out);
         if let Some(l) = procfs::parse_loadavg(&read("/proc/loadavg")) {
-            out.push(("load.load.shortterm".into(), Unit::Load, l.one));
-            out.push(("load.load.midterm".into(), Unit::Load, l.five));
-            out.push(("load.load.longterm".into(), Unit::Load, l.fifteen));
+            out.push((metric::LOAD_SHORTTERM.into(), Unit::Load, l.one));
+            out.push((metric::LOAD_MIDTERM.into(), Unit::Load, l.five));
+            out.push((metric::LOAD_LONGTERM.into(), Unit::Load, l.fifteen));
             out.push((
                 "processes.processes.total".into(),
                 Unit::Count,
@@ -88,7 +88,7 @@ impl Sampler {
                 m.buffers as f64,
             ));
             out.push((
-                "memory.percent.used".into(),
+                metric::MEMORY_PERCENT_USED.into(),
                 Unit::Percent,
                 used as f64 * 100.0 / m.total as f64,
             ));
@@ -144,7 +144,7 @@ impl Sampler {
             if let Some(p) = split(prev_all, &all) {
                 out.push(("cpu.cpu.user".into(), Unit::Percent, p.user));
                 out.push(("cpu.cpu.system".into(), Unit::Percent, p.system));
-                out.push(("cpu.cpu.idle".into(), Unit::Percent, p.idle));
+                out.push((metric::CPU_IDLE.into(), Unit::Percent, p.idle));
                 out.push(("cpu.cpu.iowait".into(), Unit::Percent, p.iowait));
                 out.push(("cpu.cpu.steal".into(), Unit::Percent, p.steal));
             }
@@ -184,7 +184,7 @@ impl Sampler {
             out.push((format!("df-{mount}.df.used"), Unit::Bytes, used as f64));
             out.push((format!("df-{mount}.df.free"), Unit::Bytes, free as f64));
             out.push((
-                format!("df-{mount}.percent.used"),
+                metric::disk_percent_used(&mount),
                 Unit::Percent,
                 used as f64 * 100.0 / total as f64,
             ));
