@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use jabmon_shared::{adhoc, forms, ns};
+use jabmon_shared::{adhoc, caps, forms, ns};
+use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item};
 use xmpp_parsers::jid::{FullJid, Jid};
@@ -157,21 +158,33 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     })
 }
 
-/// What a disco#info query answers.
-pub struct InfoTree<'a> {
+/// What the collector says about itself: the root info and the XEP-0115 caps computed from it.
+#[derive(Debug, Clone)]
+pub struct Profile {
     /// [`root_info`].
-    pub root: &'a DiscoInfoResult,
+    pub root: DiscoInfoResult,
+    /// The caps element our presence carries.
+    pub caps: Caps,
     /// `node#ver` of our caps: its info is the root's.
-    pub caps_node: &'a str,
-    pub table: &'a MetricTable,
+    pub caps_node: String,
 }
 
-impl InfoTree<'_> {
-    /// disco#info of `node` as `rights` may see it.
+impl Profile {
+    pub fn new(host: &str, publish_interval: f64, facts: &HostFacts) -> Self {
+        let root = root_info(host, publish_interval, facts);
+        Profile {
+            caps: caps::caps(ns::CAPS_NODE, &root),
+            caps_node: format!("{}#{}", ns::CAPS_NODE, caps::ver(&root)),
+            root,
+        }
+    }
+
+    /// disco#info of `node` as `rights` may see it; groups show the values in `table`.
     pub fn info(
         &self,
         node: Option<&str>,
         rights: Rights,
+        table: &MetricTable,
     ) -> Result<DiscoInfoResult, DefinedCondition> {
         let Some(n) = node else {
             return Ok(self.root.clone());
@@ -184,7 +197,7 @@ impl InfoTree<'_> {
         if n == adhoc::NS {
             return Ok(command_list_info());
         }
-        match (Node::parse(n), group_info(n, self.table)) {
+        match (Node::parse(n), group_info(n, table)) {
             (Some(cmd), _) if rights.may_run(cmd) => Ok(command_info(cmd)),
             (Some(_), _) => Err(DefinedCondition::Forbidden),
             (None, Some(_)) if rights == Rights::None => Err(DefinedCondition::Forbidden),
@@ -324,24 +337,23 @@ mod tests {
 
     #[test]
     fn info_access_rules() {
-        let root = root_info("web1", 10.0, &facts());
-        let table = table();
-        let tree = InfoTree {
-            root: &root,
-            caps_node: "urn:jabmon#abc",
-            table: &table,
-        };
+        let p = Profile::new("web1", 10.0, &facts());
+        let (root, caps_node) = (&p.root, p.caps_node.as_str());
+        let t = table();
+        let info = |node: Option<&str>, r: Rights| p.info(node, r, &t);
         let (nobody, subscriber, admin) = (Rights::None, Rights::Subscriber, Rights::Admin);
-        let refused = |node: &str, r: Rights| tree.info(Some(node), r).err();
+        let refused = |node: &str, r: Rights| info(Some(node), r).err();
         // Root and caps node: anyone, the caps node named in the answer.
         assert_eq!(
-            tree.info(None, nobody).map(Element::from),
+            info(None, nobody).map(Element::from),
             Ok(Element::from(root.clone()))
         );
-        let caps = tree.info(Some("urn:jabmon#abc"), nobody).unwrap();
-        assert_eq!(caps.node.as_deref(), Some("urn:jabmon#abc"));
+        assert!(caps_node.starts_with(ns::CAPS_NODE) && caps_node.contains('#'));
+        assert_eq!(p.caps.node, ns::CAPS_NODE);
+        let caps = info(Some(caps_node), nobody).unwrap();
+        assert_eq!(caps.node.as_deref(), Some(caps_node));
         assert_eq!(caps.features, root.features);
-        let list = tree.info(Some(adhoc::NS), nobody).unwrap();
+        let list = info(Some(adhoc::NS), nobody).unwrap();
         assert_eq!(
             identity(&list),
             ("automation".into(), "command-list".into())
@@ -349,12 +361,12 @@ mod tests {
         // Groups: subscribers and admins.
         assert_eq!(refused("cpu", nobody), Some(DefinedCondition::Forbidden));
         for r in [subscriber, admin] {
-            let cpu = tree.info(Some("cpu"), r).unwrap();
+            let cpu = info(Some("cpu"), r).unwrap();
             assert_eq!(cpu.node.as_deref(), Some("cpu"));
             assert_eq!(cpu.extensions.len(), 1, "the live values form");
         }
         // Commands: whoever may run them.
-        let status = tree.info(Some("status"), subscriber).unwrap();
+        let status = info(Some("status"), subscriber).unwrap();
         assert_eq!(
             identity(&status),
             ("automation".into(), "command-node".into())

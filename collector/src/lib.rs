@@ -17,6 +17,7 @@ pub mod config;
 pub mod disco;
 pub mod events;
 pub mod metrics;
+pub mod monitor;
 pub mod pep;
 pub mod presence;
 pub mod sample;
