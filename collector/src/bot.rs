@@ -227,14 +227,10 @@ impl Collector {
     async fn on_command(&mut self, req: IqRequest, cmd: Command, rights: Rights) {
         let asker = req.from.as_ref().map(Jid::to_bare);
         let node = cmd.node.clone();
-        let shell = &self.cfg.shell;
-        let (response, background) = match self.monitor.command(
-            cmd,
-            asker.as_ref(),
-            rights,
-            shell,
-            now(),
-        ) {
+        let result = self
+            .monitor
+            .command(cmd, asker.as_ref(), rights, &self.cfg.shell, now());
+        let (response, background) = match result {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::info!(from = ?req.from.as_ref().map(|j| j.to_string()), %node, condition = ?e.defined_condition, "Command refused.");

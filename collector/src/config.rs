@@ -245,6 +245,8 @@ pub struct Config {
     pub sample_interval: Duration,
     pub publish_interval: Duration,
     pub reboot_command: Vec<String>,
+    /// The thresholds at start; the `thresholds` command changes the live set, which the bot's
+    /// `Monitor` holds.
     pub thresholds: Thresholds,
     pub shell: Vec<ShellCommand>,
 }
@@ -273,8 +275,43 @@ impl Config {
         }
         let mut subscribers = shared::acl("access", "subscribers", &access.subscribers, &mut p);
         let admins = shared::acl("access", "admins", &access.admins, &mut p);
+        let c = CollectorSettings::validate(&collector, &mut p);
+        if let Some(hub) = &c.hub {
+            subscribers.allow(hub.clone());
+        }
+        for (_, problem) in thresholds.problems() {
+            p.push(format!("[thresholds] {problem}"));
+        }
+        let shell = shell_commands(&commands.shell, &mut p);
+        let Some(xmpp) = xmpp else { return Err(p) };
+        p.into_result(Config {
+            xmpp,
+            log,
+            subscribers,
+            admins,
+            host: c.host,
+            hub: c.hub,
+            sample_interval: c.sample_interval,
+            publish_interval: c.publish_interval,
+            reboot_command: c.reboot_command,
+            thresholds,
+            shell,
+        })
+    }
+}
 
-        let host = match &collector.host {
+/// `[collector]`, validated.
+struct CollectorSettings {
+    host: String,
+    hub: Option<BareJid>,
+    sample_interval: Duration,
+    publish_interval: Duration,
+    reboot_command: Vec<String>,
+}
+
+impl CollectorSettings {
+    fn validate(c: &CollectorSection, p: &mut Problems) -> Self {
+        let host = match &c.host {
             Some(h) if jabmon_shared::metric::is_valid(h) && !h.contains('.') => h.clone(),
             Some(h) => {
                 p.push(format!(
@@ -284,93 +321,84 @@ impl Config {
             }
             None => jabmon_shared::metric::host_label(&shared::hostname()),
         };
-        let hub = collector
-            .hub
-            .as_deref()
-            .and_then(|h| match BareJid::new(h) {
-                Ok(j) if j.node().is_some() => Some(j),
-                _ => {
-                    p.push(format!(
-                        "[collector] hub `{h}` is not a bare JID (user@domain)"
-                    ));
-                    None
-                }
-            });
-        if let Some(hub) = &hub {
-            subscribers.allow(hub.clone());
-        }
-        let mut duration = |key: &str, v: &Option<String>, default: u64| -> Duration {
-            match v {
-                None => Duration::from_secs(default),
-                Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                    p.push(format!("[collector] {key}: {e}"));
-                    Duration::from_secs(default)
-                }),
+        let hub = c.hub.as_deref().and_then(|h| match BareJid::new(h) {
+            Ok(j) if j.node().is_some() => Some(j),
+            _ => {
+                p.push(format!(
+                    "[collector] hub `{h}` is not a bare JID (user@domain)"
+                ));
+                None
             }
-        };
-        let sample_interval = duration("sample_interval", &collector.sample_interval, 1);
-        let publish_interval = duration("publish_interval", &collector.publish_interval, 10);
+        });
+        let sample_interval = interval(p, "sample_interval", &c.sample_interval, 1);
+        let publish_interval = interval(p, "publish_interval", &c.publish_interval, 10);
         if sample_interval < Duration::from_millis(100) {
             p.push("[collector] sample_interval must be at least 100ms");
         }
         if publish_interval < sample_interval {
             p.push("[collector] publish_interval must not be shorter than sample_interval");
         }
-        let reboot_command = collector
+        let reboot_command = c
             .reboot_command
             .clone()
             .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
         if reboot_command.is_empty() || reboot_command[0].is_empty() {
             p.push("[collector] reboot_command must name a program");
         }
-        for (_, problem) in thresholds.problems() {
-            p.push(format!("[thresholds] {problem}"));
-        }
-        let mut shell = Vec::new();
-        for (i, c) in commands.shell.iter().enumerate() {
-            if c.name.is_empty() || c.name.len() > 64 {
-                p.push(format!(
-                    "[[commands.shell]] #{}: name must be 1-64 characters",
-                    i + 1
-                ));
-            }
-            if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
-                p.push(format!(
-                    "[[commands.shell]] name `{}` is used twice",
-                    c.name
-                ));
-            }
-            if c.argv.is_empty() || c.argv[0].is_empty() {
-                p.push(format!(
-                    "[[commands.shell]] `{}`: argv must name a program",
-                    c.name
-                ));
-            }
-            let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
-                p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
-                Duration::from_secs(10)
-            });
-            shell.push(ShellCommand {
-                name: c.name.clone(),
-                argv: c.argv.clone(),
-                timeout,
-            });
-        }
-        let Some(xmpp) = xmpp else { return Err(p) };
-        p.into_result(Config {
-            xmpp,
-            log,
-            subscribers,
-            admins,
+        CollectorSettings {
             host,
             hub,
             sample_interval,
             publish_interval,
             reboot_command,
-            thresholds,
-            shell,
-        })
+        }
     }
+}
+
+/// `[collector] key`, a duration; `default_secs` when unset or invalid.
+fn interval(p: &mut Problems, key: &str, v: &Option<String>, default_secs: u64) -> Duration {
+    match v {
+        None => Duration::from_secs(default_secs),
+        Some(text) => parse_duration(text).unwrap_or_else(|e| {
+            p.push(format!("[collector] {key}: {e}"));
+            Duration::from_secs(default_secs)
+        }),
+    }
+}
+
+/// `[[commands.shell]]`, validated.
+fn shell_commands(sections: &[ShellCommandSection], p: &mut Problems) -> Vec<ShellCommand> {
+    let mut shell = Vec::new();
+    for (i, c) in sections.iter().enumerate() {
+        if c.name.is_empty() || c.name.len() > 64 {
+            p.push(format!(
+                "[[commands.shell]] #{}: name must be 1-64 characters",
+                i + 1
+            ));
+        }
+        if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
+            p.push(format!(
+                "[[commands.shell]] name `{}` is used twice",
+                c.name
+            ));
+        }
+        if c.argv.is_empty() || c.argv[0].is_empty() {
+            p.push(format!(
+                "[[commands.shell]] `{}`: argv must name a program",
+                c.name
+            ));
+        }
+        let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
+            p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
+            Duration::from_secs(10)
+        });
+        shell.push(ShellCommand {
+            name: c.name.clone(),
+            argv: c.argv.clone(),
+            timeout,
+        });
+    }
+    shell
 }
 
 #[cfg(test)]
