@@ -407,10 +407,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
-        let dir =
-            std::env::temp_dir().join(format!("jabmon-cfg-{}-{}", std::process::id(), toml.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
         std::fs::write(&path, toml).unwrap();
         let env: HashMap<String, String> = env
             .iter()
@@ -423,7 +421,8 @@ mod tests {
     fn example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/collector.example.toml");
         // The example points at /etc/jabmon/collector.pass; give it a readable file instead.
-        let pass = std::env::temp_dir().join(format!("jabmon-pass-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("collector.pass");
         std::fs::write(&pass, "secret\n").unwrap();
         let env = HashMap::from([(
             "JABMON_XMPP__PASSWORD_FILE".to_string(),
