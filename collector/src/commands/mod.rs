@@ -309,18 +309,7 @@ pub fn handle(
                 "Nothing to cancel.",
             ));
         }
-        // First stage.
-        return Ok(match node {
-            Node::Status => (status::execute(ctx), Effect::None),
-            Node::StatsReset => (executing(node, sessions.start(node, asker, now)?, stats_reset::form(), "Choose the groups to reset."), Effect::None),
-            Node::Reboot => (executing(node, sessions.start(node, asker, now)?, reboot::form(), "Confirm to reboot the host."), Effect::None),
-            Node::Shell if ctx.shell.is_empty() => (
-                completed(node, None, "No shell commands are configured: add [[commands.shell]] entries to the collector's configuration.", None),
-                Effect::None,
-            ),
-            Node::Shell => (executing(node, sessions.start(node, asker, now)?, shell::form(ctx.shell), "Choose a command to run."), Effect::None),
-            Node::Thresholds => (executing(node, sessions.start(node, asker, now)?, thresholds::form(ctx.thresholds), "Edit and submit the thresholds."), Effect::None),
-        });
+        return first_stage(sessions, ctx, node, asker, now).map(|c| (c, Effect::None));
     };
     sessions.get(&sessionid, node, asker, now)?;
     if action == "cancel" {
@@ -341,18 +330,64 @@ pub fn handle(
         Some(f) if f.fields.len() > MAX_FIELDS => return Err(bad_payload("Too many fields.")),
         _ => return Err(bad_payload("Submit the command's form (type 'submit').")),
     };
+    let result = submitted(ctx, node, sessionid.clone(), &form);
+    if result.is_ok() {
+        sessions.end(&sessionid);
+    }
+    result
+}
+
+/// The answer to a first stage: `status` completes at once, the others open a session and
+/// send their form.
+fn first_stage(
+    sessions: &mut Sessions,
+    ctx: &Context<'_>,
+    node: Node,
+    asker: &BareJid,
+    now: f64,
+) -> Result<Command, StanzaError> {
+    let (form, note) = match node {
+        Node::Status => return Ok(status::execute(ctx)),
+        Node::Shell if ctx.shell.is_empty() => {
+            let note = "No shell commands are configured: add [[commands.shell]] entries to \
+                        the collector's configuration.";
+            return Ok(completed(node, None, note, None));
+        }
+        Node::StatsReset => (stats_reset::form(), "Choose the groups to reset."),
+        Node::Reboot => (reboot::form(), "Confirm to reboot the host."),
+        Node::Shell => (shell::form(ctx.shell), "Choose a command to run."),
+        Node::Thresholds => (
+            thresholds::form(ctx.thresholds),
+            "Edit and submit the thresholds.",
+        ),
+    };
+    Ok(executing(
+        node,
+        sessions.start(node, asker, now)?,
+        form,
+        note,
+    ))
+}
+
+/// The answer to a submitted form in session `sessionid`, and the effect to carry out.
+fn submitted(
+    ctx: &Context<'_>,
+    node: Node,
+    sessionid: String,
+    form: &DataForm,
+) -> Result<(Command, Effect), StanzaError> {
     let sid = Some(sessionid.clone());
-    let result = match node {
+    match node {
         // `status` completes in its first stage, so it never has a session to continue.
         Node::Status => Err(bad_sessionid()),
-        Node::StatsReset => stats_reset::apply(&form).map(|groups| {
+        Node::StatsReset => stats_reset::apply(form).map(|groups| {
             let note = format!("Statistics reset for {}.", groups.join(", "));
             (
                 completed(node, sid, &note, None),
                 Effect::ResetStats(groups),
             )
         }),
-        Node::Reboot => reboot::apply(&form).map(|plan| match plan {
+        Node::Reboot => reboot::apply(form).map(|plan| match plan {
             None => (
                 completed(node, sid, "Not confirmed: nothing was done.", None),
                 Effect::None,
@@ -365,31 +400,20 @@ pub fn handle(
                 )
             }
         }),
-        Node::Shell => shell::apply(&form, ctx.shell).map(|command| {
+        Node::Shell => shell::apply(form, ctx.shell).map(|command| {
             (
                 Command::response(node.name(), sid, "executing"),
-                Effect::Shell {
-                    command,
-                    sessionid: sessionid.clone(),
-                },
+                Effect::Shell { command, sessionid },
             )
         }),
-        Node::Thresholds => thresholds::apply(&form, ctx.thresholds).map(|t| {
+        Node::Thresholds => thresholds::apply(form, ctx.thresholds).map(|t| {
+            let result = thresholds::result_form(&t);
             (
-                completed(
-                    node,
-                    sid,
-                    "Thresholds applied.",
-                    Some(thresholds::result_form(&t)),
-                ),
+                completed(node, sid, "Thresholds applied.", Some(result)),
                 Effect::SetThresholds(t),
             )
         }),
-    };
-    if result.is_ok() {
-        sessions.end(&sessionid);
     }
-    result
 }
 
 /// Builds a `form` form with a title.
@@ -632,6 +656,48 @@ mod tests {
             420.0
         )
         .is_ok());
+    }
+
+    #[test]
+    fn first_stages() {
+        let (t, table) = (Thresholds::default(), MetricTable::default());
+        let hello = [ShellCommand {
+            name: "hello".into(),
+            argv: vec!["echo".into()],
+            timeout: std::time::Duration::from_secs(1),
+        }];
+        let a = jid("ops@x");
+        let mut s = Sessions::default();
+        let mut first = |node: &str, shell: &[ShellCommand]| {
+            let c = ctx(&table, &t, shell);
+            let (r, e) = handle(
+                &mut s,
+                &c,
+                Some(&a),
+                Rights::Admin,
+                request(node, None, None, None),
+                0.0,
+            )
+            .unwrap();
+            assert_eq!(e, Effect::None, "{node}");
+            (r.status.unwrap(), r.sessionid.is_some(), r.form.is_some())
+        };
+        let completed = ("completed".to_string(), false, true);
+        assert_eq!(first("status", &[]), completed);
+        let (status, session, form) = first("shell", &[]);
+        assert_eq!(
+            (status.as_str(), session, form),
+            ("completed", false, false),
+            "nothing to run"
+        );
+        for node in ["stats-reset", "reboot", "shell", "thresholds"] {
+            assert_eq!(
+                first(node, &hello),
+                ("executing".to_string(), true, true),
+                "{node}"
+            );
+        }
+        assert_eq!(s.len(), 4, "one session per form stage");
     }
 
     #[test]

@@ -56,50 +56,18 @@ impl Sampler {
     pub fn sample(&mut self, now: f64) -> Vec<Reading> {
         let mut out = Vec::with_capacity(96);
         self.cpu(&mut out);
-        if let Some(l) = procfs::parse_loadavg(&read("/proc/loadavg")) {
-            out.push((metric::LOAD_SHORTTERM.into(), Unit::Load, l.one));
-            out.push((metric::LOAD_MIDTERM.into(), Unit::Load, l.five));
-            out.push((metric::LOAD_LONGTERM.into(), Unit::Load, l.fifteen));
-            out.push((
-                "processes.processes.total".into(),
-                Unit::Count,
-                l.total as f64,
-            ));
-            out.push((
-                "processes.processes.running".into(),
-                Unit::Count,
-                l.running as f64,
-            ));
-        }
-        let m = procfs::parse_meminfo(&read("/proc/meminfo"));
-        if m.total > 0 {
-            let used = m.total.saturating_sub(m.available);
-            out.push(("memory.memory.used".into(), Unit::Bytes, used as f64));
-            out.push(("memory.memory.free".into(), Unit::Bytes, m.free as f64));
-            out.push((
-                "memory.memory.available".into(),
-                Unit::Bytes,
-                m.available as f64,
-            ));
-            out.push(("memory.memory.cached".into(), Unit::Bytes, m.cached as f64));
-            out.push((
-                "memory.memory.buffered".into(),
-                Unit::Bytes,
-                m.buffers as f64,
-            ));
-            out.push((
-                metric::MEMORY_PERCENT_USED.into(),
-                Unit::Percent,
-                used as f64 * 100.0 / m.total as f64,
-            ));
-            out.push((
-                "swap.swap.used".into(),
-                Unit::Bytes,
-                m.swap_total.saturating_sub(m.swap_free) as f64,
-            ));
-            out.push(("swap.swap.free".into(), Unit::Bytes, m.swap_free as f64));
-        }
+        loadavg(&mut out);
+        meminfo(&mut out);
         self.filesystems(&mut out);
+        self.block_devices(&mut out, now);
+        self.interfaces(&mut out, now);
+        if let Some(up) = procfs::parse_uptime(&read("/proc/uptime")) {
+            out.push(("uptime.uptime.seconds".into(), Unit::Seconds, up.floor()));
+        }
+        out
+    }
+
+    fn block_devices(&mut self, out: &mut Vec<Reading>, now: f64) {
         for d in procfs::parse_diskstats(&read("/proc/diskstats")) {
             // Whole block devices only (partitions have no /sys/block entry), no loop/ram.
             if d.device.starts_with("loop")
@@ -110,30 +78,20 @@ impl Sampler {
             }
             let dev = metric::component(&d.device);
             self.rate(
-                &mut out,
+                out,
                 now,
                 format!("disk-{dev}.disk_octets.read"),
                 d.read_bytes,
             );
             self.rate(
-                &mut out,
+                out,
                 now,
                 format!("disk-{dev}.disk_octets.write"),
                 d.write_bytes,
             );
-            self.rate(&mut out, now, format!("disk-{dev}.disk_ops.read"), d.reads);
-            self.rate(
-                &mut out,
-                now,
-                format!("disk-{dev}.disk_ops.write"),
-                d.writes,
-            );
+            self.rate(out, now, format!("disk-{dev}.disk_ops.read"), d.reads);
+            self.rate(out, now, format!("disk-{dev}.disk_ops.write"), d.writes);
         }
-        self.interfaces(&mut out, now);
-        if let Some(up) = procfs::parse_uptime(&read("/proc/uptime")) {
-            out.push(("uptime.uptime.seconds".into(), Unit::Seconds, up.floor()));
-        }
-        out
     }
 
     fn cpu(&mut self, out: &mut Vec<Reading>) {
@@ -242,6 +200,57 @@ pub fn split(prev: &CpuTimes, cur: &CpuTimes) -> Option<CpuSplit> {
         iowait: d(prev.iowait, cur.iowait),
         steal: d(prev.steal, cur.steal),
     })
+}
+
+/// Load averages and task counts from /proc/loadavg.
+fn loadavg(out: &mut Vec<Reading>) {
+    if let Some(l) = procfs::parse_loadavg(&read("/proc/loadavg")) {
+        out.push((metric::LOAD_SHORTTERM.into(), Unit::Load, l.one));
+        out.push((metric::LOAD_MIDTERM.into(), Unit::Load, l.five));
+        out.push((metric::LOAD_LONGTERM.into(), Unit::Load, l.fifteen));
+        out.push((
+            "processes.processes.total".into(),
+            Unit::Count,
+            l.total as f64,
+        ));
+        out.push((
+            "processes.processes.running".into(),
+            Unit::Count,
+            l.running as f64,
+        ));
+    }
+}
+
+/// Memory and swap from /proc/meminfo.
+fn meminfo(out: &mut Vec<Reading>) {
+    let m = procfs::parse_meminfo(&read("/proc/meminfo"));
+    if m.total > 0 {
+        let used = m.total.saturating_sub(m.available);
+        out.push(("memory.memory.used".into(), Unit::Bytes, used as f64));
+        out.push(("memory.memory.free".into(), Unit::Bytes, m.free as f64));
+        out.push((
+            "memory.memory.available".into(),
+            Unit::Bytes,
+            m.available as f64,
+        ));
+        out.push(("memory.memory.cached".into(), Unit::Bytes, m.cached as f64));
+        out.push((
+            "memory.memory.buffered".into(),
+            Unit::Bytes,
+            m.buffers as f64,
+        ));
+        out.push((
+            metric::MEMORY_PERCENT_USED.into(),
+            Unit::Percent,
+            used as f64 * 100.0 / m.total as f64,
+        ));
+        out.push((
+            "swap.swap.used".into(),
+            Unit::Bytes,
+            m.swap_total.saturating_sub(m.swap_free) as f64,
+        ));
+        out.push(("swap.swap.free".into(), Unit::Bytes, m.swap_free as f64));
+    }
 }
 
 #[cfg(test)]
