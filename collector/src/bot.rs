@@ -21,10 +21,10 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::chat;
 use crate::commands::{reboot, runs, shell, Rights};
-use crate::config::{Config, ShellCommand};
+use crate::config::Config;
 use crate::disco::{self, HostFacts, Profile};
 use crate::events::Notice;
-use crate::monitor::{Background, Monitor};
+use crate::monitor::{Background, Monitor, ShellJob};
 use crate::pep::Published;
 use crate::presence;
 use crate::sample::Sampler;
@@ -39,20 +39,13 @@ pub enum RunError {
     Session(#[from] SessionError),
 }
 
-/// A shell run in the background, with what its answer needs.
-struct ShellRun {
-    req: IqRequest,
-    command: ShellCommand,
-    sessionid: String,
-    asker: BareJid,
-}
-
 /// Work that finished away from the main task.
 enum Done {
     Published(Published, IqOutcome),
     /// The newest item of our own events node, read at start.
     BootCheck(IqOutcome),
-    Shell(Box<ShellRun>, shell::Outcome),
+    /// A shell run ended: the request to answer, the run, how it ended.
+    Shell(Box<(IqRequest, ShellJob, shell::Outcome)>),
     /// A step of a background run (the reboot) to publish.
     Notice(Notice),
 }
@@ -238,19 +231,10 @@ impl Collector {
             }
         };
         match background {
-            Background::Shell {
-                command,
-                sessionid,
-                asker,
-            } => {
+            Background::Shell(job) => {
                 // Answered when the run ends; the bot keeps serving meanwhile.
                 self.flush_events().await;
-                return self.spawn_shell(ShellRun {
-                    req,
-                    command,
-                    sessionid,
-                    asker,
-                });
+                return self.spawn_shell(req, job);
             }
             Background::Reboot { delay_secs, asker } => self.spawn_reboot(asker, delay_secs),
             Background::None => {}
@@ -259,11 +243,11 @@ impl Collector {
         self.flush_events().await;
     }
 
-    fn spawn_shell(&self, run: ShellRun) {
+    fn spawn_shell(&self, req: IqRequest, job: ShellJob) {
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
-            let outcome = shell::run(&run.command).await;
-            let _ = tx.send(Done::Shell(Box::new(run), outcome));
+            let outcome = shell::run(&job.command).await;
+            let _ = tx.send(Done::Shell(Box::new((req, job, outcome))));
         });
     }
 
@@ -289,13 +273,10 @@ impl Collector {
             Done::Published(what, outcome) => self.monitor.published(what, outcome, t),
             Done::BootCheck(outcome) => self.monitor.boot_checked(outcome, t),
             Done::Notice(notice) => self.monitor.publish(notice, t),
-            Done::Shell(run, outcome) => {
-                let (asker, command) = (&run.asker, &run.command);
-                tracing::info!(%asker, command = %command.name, exit_code = ?outcome.exit_code, timed_out = outcome.timed_out, "Shell command finished.");
-                let finished = runs::finished(&command.name, asker, outcome.exit_code);
-                self.monitor.publish(finished, t);
-                let response = shell::completed_response(command, run.sessionid, &outcome);
-                self.answer(&run.req, Ok(response.to_element())).await;
+            Done::Shell(run) => {
+                let (req, job, outcome) = *run;
+                let response = self.monitor.shell_finished(job, &outcome, t);
+                self.answer(&req, Ok(response.to_element())).await;
             }
         }
         self.flush_events().await;

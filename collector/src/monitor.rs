@@ -13,7 +13,7 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use crate::alerts::Alerts;
-use crate::commands::{self, runs, Effect, Rights, Sessions};
+use crate::commands::{self, runs, shell, Effect, Rights, Sessions};
 use crate::config::{ShellCommand, Thresholds};
 use crate::events::{self, Notice};
 use crate::metrics::{MetricTable, Unit};
@@ -21,15 +21,19 @@ use crate::pep::{Published, Publisher};
 use crate::presence::{self, Level, Pacer};
 
 /// Work an accepted command leaves for the background.
+/// A `shell` run the bot carries out in the background.
+#[derive(Debug, PartialEq)]
+pub struct ShellJob {
+    pub command: ShellCommand,
+    pub sessionid: String,
+    pub asker: BareJid,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Background {
     None,
-    /// Run it; its IQ is answered when it ends.
-    Shell {
-        command: ShellCommand,
-        sessionid: String,
-        asker: BareJid,
-    },
+    /// Run it; its IQ is answered when it ends ([`Monitor::shell_finished`]).
+    Shell(ShellJob),
     /// Wait, then run `reboot_command`.
     Reboot {
         delay_secs: u64,
@@ -163,6 +167,14 @@ impl Monitor {
         self.publisher.answered(what, result, now);
     }
 
+    /// A shell run ended: queues its `finished` event and returns the answer to its IQ.
+    pub fn shell_finished(&mut self, job: ShellJob, outcome: &shell::Outcome, now: f64) -> Command {
+        let (asker, command) = (&job.asker, &job.command);
+        tracing::info!(%asker, command = %command.name, exit_code = ?outcome.exit_code, timed_out = outcome.timed_out, "Shell command finished.");
+        self.publish(runs::finished(&command.name, asker, outcome.exit_code), now);
+        shell::completed_response(command, job.sessionid, outcome)
+    }
+
     /// Handles one `<command/>` from `asker` (`None`: the stanza had no `from`): the answer to
     /// send now, and the work left for the background. `shell` is the configured commands.
     #[allow(clippy::result_large_err)] // the error is the stanza error we answer with
@@ -212,11 +224,11 @@ impl Monitor {
                 let asker = asker.clone();
                 Background::Reboot { delay_secs, asker }
             }
-            Effect::Shell { command, sessionid } => Background::Shell {
+            Effect::Shell { command, sessionid } => Background::Shell(ShellJob {
                 command,
                 sessionid,
                 asker: asker.clone(),
-            },
+            }),
         }
     }
 }
@@ -377,6 +389,41 @@ mod tests {
             e.defined_condition,
             DefinedCondition::Forbidden,
             "no sender"
+        );
+    }
+
+    #[test]
+    fn a_finished_shell_run_is_published_and_answered() {
+        let mut m = monitor();
+        let job = ShellJob {
+            command: ShellCommand {
+                name: "slow".into(),
+                argv: vec!["sleep".into(), "30".into()],
+                timeout: std::time::Duration::from_secs(1),
+            },
+            sessionid: "shell-1".into(),
+            asker: BareJid::new("ops@x").unwrap(),
+        };
+        let killed = shell::Outcome {
+            exit_code: None,
+            timed_out: true,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: std::time::Duration::from_secs(1),
+            error: None,
+        };
+        let answer = m.shell_finished(job, &killed, 9.0);
+        assert_eq!(answer.status.as_deref(), Some("completed"));
+        assert_eq!(answer.sessionid.as_deref(), Some("shell-1"));
+        assert!(
+            answer.notes[0].text.contains("killed"),
+            "{:?}",
+            answer.notes
+        );
+        let run = queued(&mut m).pop().unwrap().command.unwrap();
+        assert_eq!(
+            (run.name.as_str(), run.state, run.exit_code),
+            ("slow", CommandState::Finished, Some(-1))
         );
     }
 
