@@ -285,6 +285,12 @@ mod tests {
         let a = root_info("web1", 10.0, &facts());
         let b = root_info("web1", 10.0, &facts());
         assert_eq!(jabmon_shared::caps::ver(&a), jabmon_shared::caps::ver(&b));
+        // The hash covers the form: a hub sees a changed schedule as new caps.
+        let slower = root_info("web1", 20.0, &facts());
+        assert_ne!(
+            jabmon_shared::caps::ver(&a),
+            jabmon_shared::caps::ver(&slower)
+        );
         assert!(a.features.contains(ns::STATS));
         let el = forms::to_element(a);
         let form = el.get_child("x", xmpp_parsers::ns::DATA_FORMS).unwrap();
