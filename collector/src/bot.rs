@@ -56,7 +56,6 @@ struct Collector {
     profile: Profile,
     sampler: Sampler,
     monitor: Monitor,
-    online: bool,
     done_tx: mpsc::UnboundedSender<Done>,
 }
 
@@ -101,7 +100,6 @@ impl Collector {
             profile,
             sampler: Sampler::new(),
             monitor,
-            online: false,
             done_tx,
             cfg,
         })
@@ -109,7 +107,7 @@ impl Collector {
 
     async fn stop(mut self) {
         tracing::info!("Collector stopping.");
-        if self.online {
+        if self.monitor.is_online() {
             self.monitor.publish(Notice::stopping(), now());
             self.flush_events().await;
         }
@@ -121,7 +119,7 @@ impl Collector {
     async fn on_event(&mut self, event: Incoming) {
         match event {
             Incoming::Online { resumed } => {
-                self.online = true;
+                self.monitor.set_online(true);
                 if !resumed {
                     self.session.request_roster().await;
                     // The server forgot our presence: announce everything again.
@@ -136,7 +134,7 @@ impl Collector {
                 }
                 self.flush_events().await;
             }
-            Incoming::Suspended => self.online = false,
+            Incoming::Suspended => self.monitor.set_online(false),
             Incoming::Iq(req) => self.on_iq(req).await,
             Incoming::Presence(p) => self.on_presence(p).await,
             Incoming::Message(m) => self.on_message(m).await,
@@ -156,12 +154,7 @@ impl Collector {
         let readings = self.sampler.sample(t);
         self.monitor.record(t, readings);
         self.announce(false).await;
-        let stats = if self.online {
-            self.monitor.stats_due(t)
-        } else {
-            None
-        };
-        if let Some(request) = stats {
+        if let Some(request) = self.monitor.stats_due(t) {
             self.send_publish(Published::Stats, request).await;
         }
         self.flush_events().await;
@@ -169,7 +162,7 @@ impl Collector {
 
     /// Sends presence when the pacer allows it (or always, when `force`).
     async fn announce(&mut self, force: bool) {
-        if self.online && self.monitor.presence_due(now(), force) {
+        if self.monitor.presence_due(now(), force) {
             self.session.send(self.presence()).await;
         }
     }
@@ -183,7 +176,8 @@ impl Collector {
             return;
         };
         let allowed = self.cfg.subscribers.allows(&from) || self.cfg.admins.allows(&from);
-        let current = (self.online && p.type_ == PresenceType::Subscribed).then(|| self.presence());
+        let current = (self.monitor.is_online() && p.type_ == PresenceType::Subscribed)
+            .then(|| self.presence());
         for reply in presence::subscription_replies(&p.type_, &from, allowed, current) {
             self.session.send(reply).await;
         }
@@ -284,10 +278,8 @@ impl Collector {
 
     /// Sends every queued event (unless offline or backing off).
     async fn flush_events(&mut self) {
-        if self.online {
-            for (what, request) in self.monitor.drain(now()) {
-                self.send_publish(what, request).await;
-            }
+        for (what, request) in self.monitor.drain(now()) {
+            self.send_publish(what, request).await;
         }
     }
 

@@ -56,6 +56,7 @@ pub struct Monitor {
     last_publish: f64,
     started_sent: bool,
     commands: Sessions,
+    online: bool,
 }
 
 impl Monitor {
@@ -75,6 +76,7 @@ impl Monitor {
             last_publish: 0.0,
             started_sent: false,
             commands: Sessions::default(),
+            online: false,
         }
     }
 
@@ -105,9 +107,19 @@ impl Monitor {
         presence::stanza(self.level, &self.summary(), caps)
     }
 
-    /// Whether to send presence at `now` (always when `force`); records the send.
+    /// The session is up (`true`) or suspended. Nothing goes out while it is down: no
+    /// presence, no stats; events wait in the queue.
+    pub fn set_online(&mut self, online: bool) {
+        self.online = online;
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// Whether to send presence at `now` (always when `force`, if online); records the send.
     pub fn presence_due(&mut self, now: f64, force: bool) -> bool {
-        self.pacer.should_send(self.level, now) || force
+        self.online && (self.pacer.should_send(self.level, now) || force)
     }
 
     /// The server forgot our presence: the next one goes out at once.
@@ -118,7 +130,8 @@ impl Monitor {
     /// The stats publish request when one is due at `now` (a publish interval since the last
     /// one, and not backing off); records it as sent.
     pub fn stats_due(&mut self, now: f64) -> Option<Element> {
-        if now - self.last_publish < self.publish_interval || !self.publisher.ready(now) {
+        let due = now - self.last_publish >= self.publish_interval && self.publisher.ready(now);
+        if !self.online || !due {
             return None;
         }
         self.last_publish = now;
@@ -149,8 +162,11 @@ impl Monitor {
         }
     }
 
-    /// The events to publish now, with their requests (none while backing off).
+    /// The events to publish now, with their requests (none while offline or backing off).
     pub fn drain(&mut self, now: f64) -> Vec<(Published, Element)> {
+        if !self.online {
+            return vec![];
+        }
         let queued = self.publisher.drain(now).into_iter();
         queued
             .map(|(event, request)| (Published::Event(Box::new(event)), request))
@@ -241,7 +257,9 @@ mod tests {
     use super::*;
 
     fn monitor() -> Monitor {
-        Monitor::new("web1", 1000, 2, 10.0, Thresholds::default())
+        let mut m = Monitor::new("web1", 1000, 2, 10.0, Thresholds::default());
+        m.set_online(true);
+        m
     }
 
     fn sample(m: &mut Monitor, now: f64, load: f64, disk: f64) {
@@ -425,6 +443,23 @@ mod tests {
             (run.name.as_str(), run.state, run.exit_code),
             ("slow", CommandState::Finished, Some(-1))
         );
+    }
+
+    #[test]
+    fn nothing_goes_out_while_offline() {
+        let mut m = monitor();
+        m.set_online(false);
+        sample(&mut m, 1.0, 0.2, 95.0);
+        assert!(!m.presence_due(1.0, true), "not even forced");
+        assert!(m.stats_due(11.0).is_none());
+        assert!(m.drain(11.0).is_empty());
+        m.set_online(true);
+        assert!(m.presence_due(12.0, false));
+        assert!(
+            m.stats_due(12.0).is_some(),
+            "the schedule did not move while offline"
+        );
+        assert_eq!(queued(&mut m).len(), 1, "the disk alert waited");
     }
 
     #[test]
