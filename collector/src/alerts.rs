@@ -102,9 +102,7 @@ impl Alerts {
         self.raised
             .retain(|m| !groups.iter().any(|g| g == group_of(m)));
     }
-}
 
-impl Alerts {
     /// One sample's verdict: the load level after it (from the per-core 1-minute load) and
     /// the alerts to publish — a load level change worth an event first, then the threshold
     /// crossings. Until the table has the load and a CPU figure (the first sample has no CPU

@@ -1,6 +1,6 @@
 //! What the collector knows and decides between stanzas (pure, the clock passed in): the
-//! metric table and load level, threshold states, the presence pacer, the stats schedule and
-//! the queue of events to publish. The bot feeds it samples, accepted commands and server
+//! metric table and load level, threshold states, the presence pacer, the stats schedule, the
+//! queue of events to publish, the open command sessions, and whether the session is up. The bot feeds it samples, accepted commands and server
 //! answers, and sends what it hands back.
 
 use jabmon_shared::adhoc::Command;
@@ -20,7 +20,6 @@ use crate::metrics::{MetricTable, Unit};
 use crate::pep::{Published, Publisher};
 use crate::presence::{self, Level, Pacer};
 
-/// Work an accepted command leaves for the background.
 /// A `shell` run the bot carries out in the background.
 #[derive(Debug, PartialEq)]
 pub struct ShellJob {
@@ -29,6 +28,7 @@ pub struct ShellJob {
     pub asker: BareJid,
 }
 
+/// Work an accepted command leaves for the background.
 #[derive(Debug, PartialEq)]
 pub enum Background {
     None,
