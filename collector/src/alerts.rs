@@ -5,11 +5,12 @@
 
 use std::collections::BTreeSet;
 
+use jabmon_shared::metric;
 use jabmon_shared::payload::Severity;
 
 use crate::config::Thresholds;
 use crate::metrics::{group_of, MetricTable};
-use crate::presence::Level;
+use crate::presence::{next_level, Level};
 
 /// One alert to publish as a `threshold` event.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,18 +30,18 @@ pub struct Alerts {
 /// (metric, what it measures, value as checked, warn, clear). CPU is checked as busy %.
 fn checks(table: &MetricTable, t: &Thresholds) -> Vec<(String, String, f64, f64, f64)> {
     let mut out = Vec::new();
-    if let Some(idle) = table.value("cpu.cpu.idle") {
+    if let Some(idle) = table.value(metric::CPU_IDLE) {
         out.push((
-            "cpu.cpu.idle".into(),
+            metric::CPU_IDLE.into(),
             "cpu busy".into(),
             100.0 - idle,
             t.cpu_warn,
             t.cpu_warn_clear,
         ));
     }
-    if let Some(m) = table.value("memory.percent.used") {
+    if let Some(m) = table.value(metric::MEMORY_PERCENT_USED) {
         out.push((
-            "memory.percent.used".into(),
+            metric::MEMORY_PERCENT_USED.into(),
             "memory".into(),
             m,
             t.memory_warn,
@@ -48,10 +49,7 @@ fn checks(table: &MetricTable, t: &Thresholds) -> Vec<(String, String, f64, f64,
         ));
     }
     for (name, s) in table.group("disk") {
-        if let Some(mount) = name
-            .strip_prefix("df-")
-            .and_then(|r| r.strip_suffix(".percent.used"))
-        {
+        if let Some(mount) = metric::disk_percent_used_mount(name) {
             let shown = if mount == "root" {
                 "/".to_string()
             } else {
@@ -104,6 +102,34 @@ impl Alerts {
         self.raised
             .retain(|m| !groups.iter().any(|g| g == group_of(m)));
     }
+
+    /// One sample's verdict: the load level after it (from the per-core 1-minute load) and
+    /// the alerts to publish — a load level change worth an event first, then the threshold
+    /// crossings. Until the table has the load and a CPU figure (the first sample has no CPU
+    /// rates yet) the level stays and nothing is checked.
+    pub fn on_sample(
+        &mut self,
+        level: Level,
+        table: &MetricTable,
+        cores: usize,
+        t: &Thresholds,
+    ) -> (Level, Vec<Alert>) {
+        let (Some(load), Some(_)) = (
+            table.value(metric::LOAD_SHORTTERM),
+            table.value(metric::CPU_IDLE),
+        ) else {
+            return (level, vec![]);
+        };
+        let per_core = load / cores.max(1) as f64;
+        let next = next_level(level, per_core, t);
+        let mut alerts = Vec::new();
+        if next != level {
+            tracing::info!(from = ?level, to = ?next, per_core, "Load level changed.");
+            alerts.extend(load_alert(level, next, per_core, t));
+        }
+        alerts.extend(self.check(table, t));
+        (next, alerts)
+    }
 }
 
 /// The alert for a load level change, if it is one worth an event.
@@ -133,7 +159,7 @@ pub fn load_alert(from: Level, to: Level, per_core: f64, t: &Thresholds) -> Opti
         _ => return None,
     };
     Some(Alert {
-        metric: "load.load.shortterm".into(),
+        metric: metric::LOAD_SHORTTERM.into(),
         value: per_core,
         severity,
         text,
@@ -191,6 +217,45 @@ mod tests {
         assert_eq!(a.check(&table(60.0, 1.0), &t).len(), 0);
         a.reset(&["disk".to_string()]);
         assert_eq!(a.check(&table(60.0, 2.0), &t).len(), 1);
+    }
+
+    #[test]
+    fn a_sample_moves_the_level_and_raises_alerts() {
+        let t = Thresholds::default();
+        let mut a = Alerts::default();
+        // No CPU figure yet (first sample): nothing decided even at a high load.
+        let mut m = MetricTable::default();
+        m.record(0.0, vec![(metric::LOAD_SHORTTERM.into(), Unit::Load, 9.0)]);
+        assert_eq!(
+            a.on_sample(Level::Starting, &m, 2, &t),
+            (Level::Starting, vec![])
+        );
+        // 2.2 on two cores is 1.1 per core: busy; the disk is over its level as well.
+        let mut m = table(95.0, 1.0);
+        m.record(
+            1.0,
+            vec![
+                (metric::LOAD_SHORTTERM.into(), Unit::Load, 2.2),
+                (metric::CPU_IDLE.into(), Unit::Percent, 90.0),
+                ("df-root.percent.used".into(), Unit::Percent, 95.0),
+            ],
+        );
+        let (level, alerts) = a.on_sample(Level::Normal, &m, 2, &t);
+        assert_eq!(level, Level::Busy);
+        let got: Vec<_> = alerts
+            .iter()
+            .map(|a| (a.metric.as_str(), a.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("load.load.shortterm", Severity::Warning),
+                ("df-root.percent.used", Severity::Warning)
+            ]
+        );
+        assert!((alerts[0].value - 1.1).abs() < 1e-9, "per-core load");
+        // Same level again: no load alert, and the disk stays raised.
+        assert_eq!(a.on_sample(Level::Busy, &m, 2, &t), (Level::Busy, vec![]));
     }
 
     #[test]

@@ -60,63 +60,133 @@ impl Default for Thresholds {
     }
 }
 
+/// One threshold: its `[thresholds]` key (also its field in the `thresholds` command form),
+/// the label shown for it, and where it lives in [`Thresholds`].
+#[derive(Clone, Copy)]
+pub struct ThresholdField {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// A percentage, so at most 100.
+    pub percent: bool,
+    get: fn(&Thresholds) -> f64,
+    set: fn(&mut Thresholds, f64),
+}
+
+impl ThresholdField {
+    pub fn get(&self, t: &Thresholds) -> f64 {
+        (self.get)(t)
+    }
+
+    pub fn set(&self, t: &mut Thresholds, value: f64) {
+        (self.set)(t, value)
+    }
+}
+
+impl std::fmt::Debug for ThresholdField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every threshold, in form order. A level `X` is cleared below `X_clear` (hysteresis).
+pub const THRESHOLD_FIELDS: [ThresholdField; 9] = [
+    ThresholdField {
+        name: "load_busy",
+        label: "Per-core load: busy (away) at",
+        percent: false,
+        get: |t| t.load_busy,
+        set: |t, v| t.load_busy = v,
+    },
+    ThresholdField {
+        name: "load_busy_clear",
+        label: "Per-core load: busy clears below",
+        percent: false,
+        get: |t| t.load_busy_clear,
+        set: |t, v| t.load_busy_clear = v,
+    },
+    ThresholdField {
+        name: "load_critical",
+        label: "Per-core load: critical (dnd) at",
+        percent: false,
+        get: |t| t.load_critical,
+        set: |t, v| t.load_critical = v,
+    },
+    ThresholdField {
+        name: "cpu_warn",
+        label: "CPU busy % warning at",
+        percent: true,
+        get: |t| t.cpu_warn,
+        set: |t, v| t.cpu_warn = v,
+    },
+    ThresholdField {
+        name: "cpu_warn_clear",
+        label: "CPU busy % warning clears below",
+        percent: true,
+        get: |t| t.cpu_warn_clear,
+        set: |t, v| t.cpu_warn_clear = v,
+    },
+    ThresholdField {
+        name: "memory_warn",
+        label: "Memory used % warning at",
+        percent: true,
+        get: |t| t.memory_warn,
+        set: |t, v| t.memory_warn = v,
+    },
+    ThresholdField {
+        name: "memory_warn_clear",
+        label: "Memory used % warning clears below",
+        percent: true,
+        get: |t| t.memory_warn_clear,
+        set: |t, v| t.memory_warn_clear = v,
+    },
+    ThresholdField {
+        name: "disk_warn",
+        label: "Disk used % warning at (per mount)",
+        percent: true,
+        get: |t| t.disk_warn,
+        set: |t, v| t.disk_warn = v,
+    },
+    ThresholdField {
+        name: "disk_warn_clear",
+        label: "Disk used % warning clears below",
+        percent: true,
+        get: |t| t.disk_warn_clear,
+        set: |t, v| t.disk_warn_clear = v,
+    },
+];
+
 impl Thresholds {
     /// Every rule a threshold set must satisfy, as `(field, problem)` pairs.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        let all = [
-            ("load_busy", self.load_busy),
-            ("load_busy_clear", self.load_busy_clear),
-            ("load_critical", self.load_critical),
-            ("cpu_warn", self.cpu_warn),
-            ("cpu_warn_clear", self.cpu_warn_clear),
-            ("memory_warn", self.memory_warn),
-            ("memory_warn_clear", self.memory_warn_clear),
-            ("disk_warn", self.disk_warn),
-            ("disk_warn_clear", self.disk_warn_clear),
-        ];
-        for (name, v) in all {
+        for f in &THRESHOLD_FIELDS {
+            let (name, v) = (f.name, f.get(self));
             if !v.is_finite() || v < 0.0 {
                 out.push((name, format!("{name} must be a number ≥ 0 (got {v})")));
             }
         }
-        for (name, v) in &all[3..] {
-            if *v > 100.0 {
+        for f in THRESHOLD_FIELDS.iter().filter(|f| f.percent) {
+            let (name, v) = (f.name, f.get(self));
+            if v > 100.0 {
                 out.push((
-                    *name,
+                    name,
                     format!("{name} is a percentage and must be ≤ 100 (got {v})"),
                 ));
             }
         }
-        let pairs = [
-            (
-                "load_busy_clear",
-                self.load_busy_clear,
-                "load_busy",
-                self.load_busy,
-            ),
-            (
-                "cpu_warn_clear",
-                self.cpu_warn_clear,
-                "cpu_warn",
-                self.cpu_warn,
-            ),
-            (
-                "memory_warn_clear",
-                self.memory_warn_clear,
-                "memory_warn",
-                self.memory_warn,
-            ),
-            (
-                "disk_warn_clear",
-                self.disk_warn_clear,
-                "disk_warn",
-                self.disk_warn,
-            ),
-        ];
-        for (clear, c, warn, w) in pairs {
+        for clear in &THRESHOLD_FIELDS {
+            let Some(level) = clear.name.strip_suffix("_clear") else {
+                continue;
+            };
+            let Some(warn) = THRESHOLD_FIELDS.iter().find(|f| f.name == level) else {
+                continue;
+            };
+            let (c, w) = (clear.get(self), warn.get(self));
             if c >= w {
-                out.push((clear, format!("{clear} ({c}) must be below {warn} ({w})")));
+                out.push((
+                    clear.name,
+                    format!("{} ({c}) must be below {level} ({w})", clear.name),
+                ));
             }
         }
         if self.load_critical <= self.load_busy {
@@ -175,6 +245,8 @@ pub struct Config {
     pub sample_interval: Duration,
     pub publish_interval: Duration,
     pub reboot_command: Vec<String>,
+    /// The thresholds at start; the `thresholds` command changes the live set, which the bot's
+    /// `Monitor` holds.
     pub thresholds: Thresholds,
     pub shell: Vec<ShellCommand>,
 }
@@ -203,8 +275,43 @@ impl Config {
         }
         let mut subscribers = shared::acl("access", "subscribers", &access.subscribers, &mut p);
         let admins = shared::acl("access", "admins", &access.admins, &mut p);
+        let c = CollectorSettings::validate(&collector, &mut p);
+        if let Some(hub) = &c.hub {
+            subscribers.allow(hub.clone());
+        }
+        for (_, problem) in thresholds.problems() {
+            p.push(format!("[thresholds] {problem}"));
+        }
+        let shell = shell_commands(&commands.shell, &mut p);
+        let Some(xmpp) = xmpp else { return Err(p) };
+        p.into_result(Config {
+            xmpp,
+            log,
+            subscribers,
+            admins,
+            host: c.host,
+            hub: c.hub,
+            sample_interval: c.sample_interval,
+            publish_interval: c.publish_interval,
+            reboot_command: c.reboot_command,
+            thresholds,
+            shell,
+        })
+    }
+}
 
-        let host = match &collector.host {
+/// `[collector]`, validated.
+struct CollectorSettings {
+    host: String,
+    hub: Option<BareJid>,
+    sample_interval: Duration,
+    publish_interval: Duration,
+    reboot_command: Vec<String>,
+}
+
+impl CollectorSettings {
+    fn validate(c: &CollectorSection, p: &mut Problems) -> Self {
+        let host = match &c.host {
             Some(h) if jabmon_shared::metric::is_valid(h) && !h.contains('.') => h.clone(),
             Some(h) => {
                 p.push(format!(
@@ -214,93 +321,84 @@ impl Config {
             }
             None => jabmon_shared::metric::host_label(&shared::hostname()),
         };
-        let hub = collector
-            .hub
-            .as_deref()
-            .and_then(|h| match BareJid::new(h) {
-                Ok(j) if j.node().is_some() => Some(j),
-                _ => {
-                    p.push(format!(
-                        "[collector] hub `{h}` is not a bare JID (user@domain)"
-                    ));
-                    None
-                }
-            });
-        if let Some(hub) = &hub {
-            subscribers.allow(hub.clone());
-        }
-        let mut duration = |key: &str, v: &Option<String>, default: u64| -> Duration {
-            match v {
-                None => Duration::from_secs(default),
-                Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                    p.push(format!("[collector] {key}: {e}"));
-                    Duration::from_secs(default)
-                }),
+        let hub = c.hub.as_deref().and_then(|h| match BareJid::new(h) {
+            Ok(j) if j.node().is_some() => Some(j),
+            _ => {
+                p.push(format!(
+                    "[collector] hub `{h}` is not a bare JID (user@domain)"
+                ));
+                None
             }
-        };
-        let sample_interval = duration("sample_interval", &collector.sample_interval, 1);
-        let publish_interval = duration("publish_interval", &collector.publish_interval, 10);
+        });
+        let sample_interval = interval(p, "sample_interval", &c.sample_interval, 1);
+        let publish_interval = interval(p, "publish_interval", &c.publish_interval, 10);
         if sample_interval < Duration::from_millis(100) {
             p.push("[collector] sample_interval must be at least 100ms");
         }
         if publish_interval < sample_interval {
             p.push("[collector] publish_interval must not be shorter than sample_interval");
         }
-        let reboot_command = collector
+        let reboot_command = c
             .reboot_command
             .clone()
             .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
         if reboot_command.is_empty() || reboot_command[0].is_empty() {
             p.push("[collector] reboot_command must name a program");
         }
-        for (_, problem) in thresholds.problems() {
-            p.push(format!("[thresholds] {problem}"));
-        }
-        let mut shell = Vec::new();
-        for (i, c) in commands.shell.iter().enumerate() {
-            if c.name.is_empty() || c.name.len() > 64 {
-                p.push(format!(
-                    "[[commands.shell]] #{}: name must be 1-64 characters",
-                    i + 1
-                ));
-            }
-            if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
-                p.push(format!(
-                    "[[commands.shell]] name `{}` is used twice",
-                    c.name
-                ));
-            }
-            if c.argv.is_empty() || c.argv[0].is_empty() {
-                p.push(format!(
-                    "[[commands.shell]] `{}`: argv must name a program",
-                    c.name
-                ));
-            }
-            let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
-                p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
-                Duration::from_secs(10)
-            });
-            shell.push(ShellCommand {
-                name: c.name.clone(),
-                argv: c.argv.clone(),
-                timeout,
-            });
-        }
-        let Some(xmpp) = xmpp else { return Err(p) };
-        p.into_result(Config {
-            xmpp,
-            log,
-            subscribers,
-            admins,
+        CollectorSettings {
             host,
             hub,
             sample_interval,
             publish_interval,
             reboot_command,
-            thresholds,
-            shell,
-        })
+        }
     }
+}
+
+/// `[collector] key`, a duration; `default_secs` when unset or invalid.
+fn interval(p: &mut Problems, key: &str, v: &Option<String>, default_secs: u64) -> Duration {
+    match v {
+        None => Duration::from_secs(default_secs),
+        Some(text) => parse_duration(text).unwrap_or_else(|e| {
+            p.push(format!("[collector] {key}: {e}"));
+            Duration::from_secs(default_secs)
+        }),
+    }
+}
+
+/// `[[commands.shell]]`, validated.
+fn shell_commands(sections: &[ShellCommandSection], p: &mut Problems) -> Vec<ShellCommand> {
+    let mut shell = Vec::new();
+    for (i, c) in sections.iter().enumerate() {
+        if c.name.is_empty() || c.name.len() > 64 {
+            p.push(format!(
+                "[[commands.shell]] #{}: name must be 1-64 characters",
+                i + 1
+            ));
+        }
+        if shell.iter().any(|s: &ShellCommand| s.name == c.name) {
+            p.push(format!(
+                "[[commands.shell]] name `{}` is used twice",
+                c.name
+            ));
+        }
+        if c.argv.is_empty() || c.argv[0].is_empty() {
+            p.push(format!(
+                "[[commands.shell]] `{}`: argv must name a program",
+                c.name
+            ));
+        }
+        let timeout = parse_duration(&c.timeout).unwrap_or_else(|e| {
+            p.push(format!("[[commands.shell]] `{}` timeout: {e}", c.name));
+            Duration::from_secs(10)
+        });
+        shell.push(ShellCommand {
+            name: c.name.clone(),
+            argv: c.argv.clone(),
+            timeout,
+        });
+    }
+    shell
 }
 
 #[cfg(test)]
@@ -309,10 +407,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
-        let dir =
-            std::env::temp_dir().join(format!("jabmon-cfg-{}-{}", std::process::id(), toml.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
         std::fs::write(&path, toml).unwrap();
         let env: HashMap<String, String> = env
             .iter()
@@ -325,7 +421,8 @@ mod tests {
     fn example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/collector.example.toml");
         // The example points at /etc/jabmon/collector.pass; give it a readable file instead.
-        let pass = std::env::temp_dir().join(format!("jabmon-pass-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("collector.pass");
         std::fs::write(&pass, "secret\n").unwrap();
         let env = HashMap::from([(
             "JABMON_XMPP__PASSWORD_FILE".to_string(),
@@ -376,6 +473,50 @@ mod tests {
             assert!(text.contains(want), "`{want}` not in:\n{text}");
         }
         assert!(err.0.len() >= 7, "{text}");
+    }
+
+    #[test]
+    fn threshold_table_names_the_config_keys_and_reaches_each_field() {
+        let values = [1.5, 1.25, 3.5, 81.0, 71.0, 82.0, 72.0, 83.0, 73.0];
+        let mut toml = "[xmpp]\njid = \"a@b\"\npassword = \"x\"\n[thresholds]\n".to_string();
+        for (f, v) in THRESHOLD_FIELDS.iter().zip(values) {
+            toml.push_str(&format!("{} = {v:?}\n", f.name));
+        }
+        let cfg = load_str(&toml, &[]).unwrap_or_else(|p| panic!("{p}"));
+        for (f, v) in THRESHOLD_FIELDS.iter().zip(values) {
+            assert_eq!(f.get(&cfg.thresholds), v, "{}", f.name);
+            // `set` writes that field and no other.
+            let mut t = cfg.thresholds;
+            f.set(&mut t, 7.0);
+            for g in &THRESHOLD_FIELDS {
+                let want = if g.name == f.name {
+                    7.0
+                } else {
+                    g.get(&cfg.thresholds)
+                };
+                assert_eq!(g.get(&t), want, "setting {} changed {}", f.name, g.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_clear_level_has_its_level() {
+        for f in THRESHOLD_FIELDS
+            .iter()
+            .filter(|f| f.name.ends_with("_clear"))
+        {
+            let level = f.name.trim_end_matches("_clear");
+            assert!(
+                THRESHOLD_FIELDS.iter().any(|g| g.name == level),
+                "{}",
+                f.name
+            );
+        }
+        let mut t = Thresholds::default();
+        t.cpu_warn_clear = t.cpu_warn;
+        t.memory_warn = 101.0;
+        let fields: Vec<_> = t.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, vec!["memory_warn", "cpu_warn_clear"]);
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! XEP-0030 service discovery as others see the collector (docs/protocol.md §5): the root info with
-//! its host form (the caps hash is computed from it), one item per stats group, and per-group
-//! info with live values in an XEP-0128 form.
+//! its host form (the caps hash is computed from it), one item per stats group, per-group
+//! info with live values in an XEP-0128 form, and the XEP-0050 command nodes — with who may see
+//! what: anyone the root and the caps node; subscribers the groups and the commands they may
+//! run; admins every command.
 
 use std::collections::BTreeSet;
 
-use jabmon_shared::forms;
-use jabmon_shared::ns;
+use jabmon_shared::{adhoc, caps, forms, ns};
+use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item};
 use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::stanza_error::DefinedCondition;
+
+use crate::commands::{Node, Rights};
 
 use crate::metrics::{format_value, label, Figure, MetricTable, GROUPS};
 
@@ -97,7 +102,7 @@ pub fn root_info(host: &str, publish_interval: f64, facts: &HostFacts) -> DiscoI
 }
 
 /// Root disco#items: one item per stats group.
-pub fn items(jid: &FullJid) -> DiscoItemsResult {
+pub fn group_items(jid: &FullJid) -> DiscoItemsResult {
     DiscoItemsResult {
         node: None,
         items: GROUPS
@@ -153,10 +158,116 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     })
 }
 
+/// What the collector says about itself: the root info and the XEP-0115 caps computed from it.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// [`root_info`].
+    pub root: DiscoInfoResult,
+    /// The caps element our presence carries.
+    pub caps: Caps,
+    /// `node#ver` of our caps: its info is the root's.
+    pub caps_node: String,
+}
+
+impl Profile {
+    pub fn new(host: &str, publish_interval: f64, facts: &HostFacts) -> Self {
+        let root = root_info(host, publish_interval, facts);
+        Profile {
+            caps: caps::caps(ns::CAPS_NODE, &root),
+            caps_node: format!("{}#{}", ns::CAPS_NODE, caps::ver(&root)),
+            root,
+        }
+    }
+
+    /// disco#info of `node` as `rights` may see it; groups show the values in `table`.
+    pub fn info(
+        &self,
+        node: Option<&str>,
+        rights: Rights,
+        table: &MetricTable,
+    ) -> Result<DiscoInfoResult, DefinedCondition> {
+        let Some(n) = node else {
+            return Ok(self.root.clone());
+        };
+        if n == self.caps_node {
+            let mut info = self.root.clone();
+            info.node = Some(n.to_string());
+            return Ok(info);
+        }
+        if n == adhoc::NS {
+            return Ok(command_list_info());
+        }
+        match (Node::parse(n), group_info(n, table)) {
+            (Some(cmd), _) if rights.may_run(cmd) => Ok(command_info(cmd)),
+            (Some(_), _) => Err(DefinedCondition::Forbidden),
+            (None, Some(_)) if rights == Rights::None => Err(DefinedCondition::Forbidden),
+            (None, Some(info)) => Ok(info),
+            (None, None) => Err(DefinedCondition::ItemNotFound),
+        }
+    }
+}
+
+fn command_list_info() -> DiscoInfoResult {
+    DiscoInfoResult {
+        node: Some(adhoc::NS.to_string()),
+        identities: vec![Identity::new(
+            "automation",
+            "command-list",
+            "en",
+            "Commands",
+        )],
+        features: [adhoc::NS.to_string()].into_iter().collect(),
+        extensions: vec![],
+    }
+}
+
+fn command_info(cmd: Node) -> DiscoInfoResult {
+    DiscoInfoResult {
+        node: Some(cmd.name().to_string()),
+        identities: vec![Identity::new(
+            "automation",
+            "command-node",
+            "en",
+            cmd.title(),
+        )],
+        features: [adhoc::NS.to_string(), "jabber:x:data".to_string()]
+            .into_iter()
+            .collect(),
+        extensions: vec![],
+    }
+}
+
+/// disco#items of `node` as `rights` may see it: the groups at the root, the commands
+/// `rights` may run under the XEP-0050 node.
+pub fn items(
+    jid: &FullJid,
+    node: Option<&str>,
+    rights: Rights,
+) -> Result<DiscoItemsResult, DefinedCondition> {
+    match node {
+        None => Ok(group_items(jid)),
+        Some(adhoc::NS) => Ok(DiscoItemsResult {
+            node: Some(adhoc::NS.to_string()),
+            items: Node::ALL
+                .into_iter()
+                .filter(|n| rights.may_run(*n))
+                .map(|n| Item {
+                    jid: Jid::from(jid.clone()),
+                    node: Some(n.name().to_string()),
+                    name: Some(n.title().to_string()),
+                })
+                .collect(),
+            rsm: None,
+        }),
+        Some(_) => Err(DefinedCondition::ItemNotFound),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::Unit;
+    use minidom::Element;
 
     fn facts() -> HostFacts {
         HostFacts {
@@ -174,6 +285,12 @@ mod tests {
         let a = root_info("web1", 10.0, &facts());
         let b = root_info("web1", 10.0, &facts());
         assert_eq!(jabmon_shared::caps::ver(&a), jabmon_shared::caps::ver(&b));
+        // The hash covers the form: a hub sees a changed schedule as new caps.
+        let slower = root_info("web1", 20.0, &facts());
+        assert_ne!(
+            jabmon_shared::caps::ver(&a),
+            jabmon_shared::caps::ver(&slower)
+        );
         assert!(a.features.contains(ns::STATS));
         let el = forms::to_element(a);
         let form = el.get_child("x", xmpp_parsers::ns::DATA_FORMS).unwrap();
@@ -210,6 +327,87 @@ mod tests {
             ]
         );
         assert!(group_info("nope", &t).is_none());
-        assert_eq!(items(&FullJid::new("c@x/r").unwrap()).items.len(), 8);
+        assert_eq!(group_items(&FullJid::new("c@x/r").unwrap()).items.len(), 8);
+    }
+
+    fn table() -> MetricTable {
+        let mut t = MetricTable::default();
+        t.record(0.0, vec![("cpu.cpu.idle".into(), Unit::Percent, 80.0)]);
+        t
+    }
+
+    fn identity(info: &DiscoInfoResult) -> (String, String) {
+        let i = &info.identities[0];
+        (i.category.clone(), i.type_.clone())
+    }
+
+    #[test]
+    fn info_access_rules() {
+        let p = Profile::new("web1", 10.0, &facts());
+        let (root, caps_node) = (&p.root, p.caps_node.as_str());
+        let t = table();
+        let info = |node: Option<&str>, r: Rights| p.info(node, r, &t);
+        let (nobody, subscriber, admin) = (Rights::None, Rights::Subscriber, Rights::Admin);
+        let refused = |node: &str, r: Rights| info(Some(node), r).err();
+        // Root and caps node: anyone, the caps node named in the answer.
+        assert_eq!(
+            info(None, nobody).map(Element::from),
+            Ok(Element::from(root.clone()))
+        );
+        assert!(caps_node.starts_with(ns::CAPS_NODE) && caps_node.contains('#'));
+        assert_eq!(p.caps.node, ns::CAPS_NODE);
+        let caps = info(Some(caps_node), nobody).unwrap();
+        assert_eq!(caps.node.as_deref(), Some(caps_node));
+        assert_eq!(caps.features, root.features);
+        let list = info(Some(adhoc::NS), nobody).unwrap();
+        assert_eq!(
+            identity(&list),
+            ("automation".into(), "command-list".into())
+        );
+        // Groups: subscribers and admins.
+        assert_eq!(refused("cpu", nobody), Some(DefinedCondition::Forbidden));
+        for r in [subscriber, admin] {
+            let cpu = info(Some("cpu"), r).unwrap();
+            assert_eq!(cpu.node.as_deref(), Some("cpu"));
+            assert_eq!(cpu.extensions.len(), 1, "the live values form");
+        }
+        // Commands: whoever may run them.
+        let status = info(Some("status"), subscriber).unwrap();
+        assert_eq!(
+            identity(&status),
+            ("automation".into(), "command-node".into())
+        );
+        assert_eq!(
+            status.identities[0].name.as_deref(),
+            Some(Node::Status.title())
+        );
+        assert_eq!(refused("status", nobody), Some(DefinedCondition::Forbidden));
+        assert_eq!(
+            refused("reboot", subscriber),
+            Some(DefinedCondition::Forbidden)
+        );
+        assert_eq!(refused("reboot", admin), None);
+        assert_eq!(refused("nope", admin), Some(DefinedCondition::ItemNotFound));
+    }
+
+    #[test]
+    fn items_list_what_the_asker_may_run() {
+        let me = FullJid::new("web1@x/collector").unwrap();
+        let names = |r: Rights| -> Vec<String> {
+            items(&me, Some(adhoc::NS), r)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|i| i.node.unwrap())
+                .collect()
+        };
+        assert_eq!(names(Rights::Admin), Node::ALL.map(|n| n.name()));
+        assert_eq!(names(Rights::Subscriber), ["status"]);
+        assert!(names(Rights::None).is_empty());
+        assert_eq!(items(&me, None, Rights::None).unwrap(), group_items(&me));
+        assert_eq!(
+            items(&me, Some("cpu"), Rights::Admin),
+            Err(DefinedCondition::ItemNotFound)
+        );
     }
 }

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use jabmon_shared::payload::{Stat, Stats};
+
 /// The stats groups, in disco order: (node, human title).
 pub const GROUPS: [(&str, &str); 8] = [
     ("cpu", "CPU Load"),
@@ -270,6 +272,24 @@ impl MetricTable {
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
+
+    /// The stats item of the latest sample (taken at `now` when there was none yet). Three
+    /// decimals are plenty for any of our units and keep items small.
+    pub fn to_stats(&self, host: &str, now: f64) -> Stats {
+        Stats {
+            host: host.to_string(),
+            timestamp: self.last_sample.unwrap_or(now),
+            stats: self
+                .series
+                .iter()
+                .map(|(name, s)| Stat {
+                    name: name.clone(),
+                    value: (s.value * 1000.0).round() / 1000.0,
+                    unit: Some(s.unit.as_str().to_string()),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Formats a value for a form or payload: integers without a fraction, others with at most
@@ -286,6 +306,34 @@ pub fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_item_of_the_latest_sample() {
+        let mut t = MetricTable::default();
+        assert_eq!(t.to_stats("web1", 7.0).timestamp, 7.0, "no sample yet");
+        assert!(t.to_stats("web1", 7.0).stats.is_empty());
+        t.record(
+            5.0,
+            vec![
+                ("load.load.shortterm".into(), Unit::Load, 0.123456),
+                ("cpu.cpu.idle".into(), Unit::Percent, 80.0),
+            ],
+        );
+        let s = t.to_stats("web1", 6.0);
+        assert_eq!((s.host.as_str(), s.timestamp), ("web1", 5.0));
+        let got: Vec<_> = s
+            .stats
+            .iter()
+            .map(|s| (s.name.as_str(), s.value, s.unit.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cpu.cpu.idle", 80.0, Some("percent")),
+                ("load.load.shortterm", 0.123, Some("load"))
+            ]
+        );
+    }
 
     fn r(name: &str, v: f64) -> (String, Unit, f64) {
         (name.to_string(), Unit::Percent, v)

@@ -185,9 +185,24 @@ mod tests {
             Err(Some(forbidden)),
             12.5,
         );
-        assert!(!p.ready(13.5), "second delay is longer (≈2 s)");
+        // Delays are 1 s then 2 s, each ±20 %: at 1.25 s the first would be over.
+        assert!(!p.ready(12.5 + 1.25), "second delay is longer (≈2 s)");
+        assert!(p.ready(12.5 + 2.5));
+        assert_eq!(p.queued(), 1, "the refused event waits again");
+        // A success starts the backoff again from 1 s (a third delay would be ≈4 s).
         p.answered(Published::Stats, Ok(()), 20.0);
-        assert!(p.ready(20.0) || p.queued() == 1);
+        assert!(p.ready(20.0));
+        assert_eq!(p.queued(), 1, "a stats answer leaves the queue alone");
+        let again = p.drain(20.0);
+        assert_eq!(again.len(), 1);
+        let refused = Err(Some(stanza_error(DefinedCondition::Forbidden, None)));
+        p.answered(
+            Published::Event(Box::new(again[0].0.clone())),
+            refused,
+            20.0,
+        );
+        assert!(!p.ready(20.0 + 0.75));
+        assert!(p.ready(20.0 + 1.25), "back to the first delay");
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! Presence from load (pure): the busy/critical state machine with hysteresis, the status
-//! summary, and the rate limit (re-send at once when `<show/>` changes, otherwise at most once
-//! every 60 s — a roster broadcast is not free).
+//! Presence (pure): the busy/critical state machine on load with hysteresis, the status
+//! summary, the rate limit (re-send at once when `<show/>` changes, otherwise at most once
+//! every 60 s — a roster broadcast is not free), and the answers to subscription requests.
+
+use jabmon_shared::metric;
+use xmpp_parsers::caps::Caps;
+use xmpp_parsers::jid::BareJid;
+use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 
 use crate::config::Thresholds;
+use crate::metrics::MetricTable;
 
 /// What the presence shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,58 @@ pub fn summary(load: [f64; 3], cpu_busy: f64, mem_used: f64) -> String {
         "load {:.2} {:.2} {:.2} · cpu {:.0}% · mem {:.0}%",
         load[0], load[1], load[2], cpu_busy, mem_used
     )
+}
+
+/// The status line of the current values in `table` (0 for a metric not sampled yet).
+pub fn summary_of(table: &MetricTable) -> String {
+    let v = |n: &str| table.value(n).unwrap_or(0.0);
+    summary(
+        [
+            v(metric::LOAD_SHORTTERM),
+            v(metric::LOAD_MIDTERM),
+            v(metric::LOAD_LONGTERM),
+        ],
+        100.0 - v(metric::CPU_IDLE),
+        v(metric::MEMORY_PERCENT_USED),
+    )
+}
+
+/// Our available presence: `<show/>` from the level, the status text, our caps.
+pub fn stanza(level: Level, summary: &str, caps: Caps) -> Presence {
+    let mut p = Presence::available().with_payload(caps);
+    match level {
+        Level::Busy => p = p.with_show(Show::Away),
+        Level::Critical => p = p.with_show(Show::Dnd),
+        Level::Starting | Level::Normal => {}
+    }
+    p.set_status("", status(level, summary));
+    p
+}
+
+/// What to send when `from` asks to subscribe (`allowed`: it is in `access.subscribers` or
+/// `access.admins`) or approves our request. Approval is mutual: `subscribed` and a
+/// `subscribe` back. After `from` approves us we send it our presence (`current`, when
+/// online) — ejabberd records the +notify interest behind PEP only from presence sent after the
+/// approval.
+pub fn subscription_replies(
+    type_: &PresenceType,
+    from: &BareJid,
+    allowed: bool,
+    current: Option<Presence>,
+) -> Vec<Presence> {
+    let to = |p: Presence| p.with_to(from.clone());
+    match type_ {
+        PresenceType::Subscribe if allowed => {
+            tracing::info!(%from, "Subscription approved.");
+            vec![to(Presence::subscribed()), to(Presence::subscribe())]
+        }
+        PresenceType::Subscribe => {
+            tracing::warn!(%from, "Subscription refused: not in access.subscribers.");
+            vec![to(Presence::new(PresenceType::Unsubscribed))]
+        }
+        PresenceType::Subscribed => current.into_iter().map(to).collect(),
+        _ => vec![],
+    }
 }
 
 /// The status text for a level.
@@ -86,6 +144,11 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    fn caps() -> Caps {
+        use xmpp_parsers::hashes::{Algo, Hash};
+        Caps::new("n", Hash::new(Algo::Sha_1, vec![0; 20]))
+    }
+
     fn t() -> Thresholds {
         Thresholds::default()
     }
@@ -118,6 +181,96 @@ mod tests {
         assert!(p.should_send(Level::Busy, 62.0), "show changed: at once");
         p.forget();
         assert!(p.should_send(Level::Busy, 63.0));
+    }
+
+    #[test]
+    fn subscriptions() {
+        let from = BareJid::new("hub@x").unwrap();
+        let kinds = |ps: Vec<Presence>| -> Vec<(PresenceType, Option<String>)> {
+            ps.into_iter()
+                .map(|p| (p.type_, p.to.map(|t| t.to_string())))
+                .collect()
+        };
+        let hub = Some("hub@x".to_string());
+        assert_eq!(
+            kinds(subscription_replies(
+                &PresenceType::Subscribe,
+                &from,
+                true,
+                None
+            )),
+            [
+                (PresenceType::Subscribed, hub.clone()),
+                (PresenceType::Subscribe, hub.clone())
+            ]
+        );
+        assert_eq!(
+            kinds(subscription_replies(
+                &PresenceType::Subscribe,
+                &from,
+                false,
+                None
+            )),
+            [(PresenceType::Unsubscribed, hub.clone())]
+        );
+        let ours = stanza(Level::Normal, "s", caps());
+        assert_eq!(
+            kinds(subscription_replies(
+                &PresenceType::Subscribed,
+                &from,
+                false,
+                Some(ours)
+            )),
+            [(PresenceType::None, hub)]
+        );
+        assert!(subscription_replies(&PresenceType::Subscribed, &from, true, None).is_empty());
+        assert!(subscription_replies(&PresenceType::Unsubscribe, &from, true, None).is_empty());
+    }
+
+    #[test]
+    fn stanza_shows_the_level() {
+        let show = |l: Level| stanza(l, "load 1", caps()).show;
+        assert_eq!(show(Level::Busy), Some(Show::Away));
+        assert_eq!(show(Level::Critical), Some(Show::Dnd));
+        assert_eq!(show(Level::Normal), None);
+        assert_eq!(show(Level::Starting), None);
+        let p = stanza(Level::Busy, "load 1", caps());
+        assert_eq!(
+            p.statuses.values().next().unwrap(),
+            "Overloaded. Can't take more jobs. load 1"
+        );
+        assert!(p
+            .payloads
+            .iter()
+            .any(|e| e.is("c", "http://jabber.org/protocol/caps")));
+    }
+
+    #[test]
+    fn summary_reads_the_table() {
+        let mut t = MetricTable::default();
+        assert_eq!(summary_of(&t), "load 0.00 0.00 0.00 · cpu 100% · mem 0%");
+        t.record(
+            0.0,
+            vec![
+                (
+                    metric::LOAD_SHORTTERM.into(),
+                    crate::metrics::Unit::Load,
+                    0.5,
+                ),
+                (
+                    metric::LOAD_LONGTERM.into(),
+                    crate::metrics::Unit::Load,
+                    0.25,
+                ),
+                (metric::CPU_IDLE.into(), crate::metrics::Unit::Percent, 90.0),
+                (
+                    metric::MEMORY_PERCENT_USED.into(),
+                    crate::metrics::Unit::Percent,
+                    41.0,
+                ),
+            ],
+        );
+        assert_eq!(summary_of(&t), "load 0.50 0.00 0.25 · cpu 10% · mem 41%");
     }
 
     #[test]

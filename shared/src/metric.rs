@@ -8,6 +8,25 @@ pub const STATUS_BUSY: &str = "jabmon.status.busy";
 /// `HOST.jabmon.event.KIND`: 1 for each event item of that kind.
 pub const EVENT_PREFIX: &str = "jabmon.event";
 
+/// CPU idle % over all cores.
+pub const CPU_IDLE: &str = "cpu.cpu.idle";
+/// Load averages over 1, 5 and 15 minutes.
+pub const LOAD_SHORTTERM: &str = "load.load.shortterm";
+pub const LOAD_MIDTERM: &str = "load.load.midterm";
+pub const LOAD_LONGTERM: &str = "load.load.longterm";
+/// Memory used, % of the total.
+pub const MEMORY_PERCENT_USED: &str = "memory.percent.used";
+
+/// Used % of the filesystem mounted at `mount` (a [`mount`] component): `df-root.percent.used`.
+pub fn disk_percent_used(mount: &str) -> String {
+    format!("df-{mount}.percent.used")
+}
+
+/// The mount component of a [`disk_percent_used`] name; `None` for any other metric.
+pub fn disk_percent_used_mount(name: &str) -> Option<&str> {
+    name.strip_prefix("df-")?.strip_suffix(".percent.used")
+}
+
 /// Escapes one name component: lower-case, anything outside `[a-z0-9_-]` becomes `_`.
 pub fn component(text: &str) -> String {
     let s: String = text
@@ -62,6 +81,17 @@ mod tests {
         assert_eq!(mount("/var/lib"), "var-lib");
         assert_eq!(mount("/boot/efi/"), "boot-efi");
         assert_eq!(mount("/mnt/My Disk"), "mnt-my_disk");
+    }
+
+    #[test]
+    fn disk_names_round_trip() {
+        assert_eq!(disk_percent_used("var-lib"), "df-var-lib.percent.used");
+        assert_eq!(
+            disk_percent_used_mount("df-var-lib.percent.used"),
+            Some("var-lib")
+        );
+        assert_eq!(disk_percent_used_mount("df-root.df.used"), None);
+        assert_eq!(disk_percent_used_mount(MEMORY_PERCENT_USED), None);
     }
 
     #[test]

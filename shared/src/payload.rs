@@ -149,14 +149,53 @@ pub struct EventMetric {
     pub value: f64,
 }
 
-/// One state of a command run (the dispatcher model): `pending`, `running`, `finished`.
+/// Where a command run is (the dispatcher model): every run goes `pending` → `running` →
+/// `finished`, one event each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandState {
+    Pending,
+    Running,
+    Finished,
+}
+
+impl CommandState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandState::Pending => "pending",
+            CommandState::Running => "running",
+            CommandState::Finished => "finished",
+        }
+    }
+}
+
+impl fmt::Display for CommandState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CommandState {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        Ok(match s {
+            "pending" => CommandState::Pending,
+            "running" => CommandState::Running,
+            "finished" => CommandState::Finished,
+            other => return Err(UnknownValue(other.to_string())),
+        })
+    }
+}
+
+xso::convert_via_fromstr_and_display!(CommandState);
+
+/// One state of a command run, as an `<event kind='command'/>` carries it.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
 #[xml(namespace = ns::EVENTS, name = "command")]
 pub struct CommandRun {
     #[xml(attribute)]
     pub name: String,
     #[xml(attribute)]
-    pub state: String,
+    pub state: CommandState,
     /// Bare JID of who asked.
     #[xml(attribute)]
     pub asker: String,
@@ -310,7 +349,30 @@ mod tests {
         let c = Event::try_from(COMMAND.parse::<Element>().unwrap()).unwrap();
         assert_eq!(c.kind, EventKind::Command);
         assert_eq!(c.boot, Some(1700000000));
-        assert_eq!(c.command.unwrap().exit_code, Some(0));
+        let run = c.command.unwrap();
+        assert_eq!(run.state, CommandState::Finished);
+        assert_eq!(run.exit_code, Some(0));
+    }
+
+    #[test]
+    fn command_state_is_the_wire_word() {
+        let e = Event::try_from(COMMAND.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(Element::from(e), COMMAND.parse::<Element>().unwrap());
+        for s in [
+            CommandState::Pending,
+            CommandState::Running,
+            CommandState::Finished,
+        ] {
+            assert_eq!(s.as_str().parse::<CommandState>().unwrap(), s);
+        }
+        let broken: Element =
+            "<command xmlns='urn:jabmon:events:0' name='x' state='done' asker='a@b'/>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            CommandRun::try_from(broken).unwrap_err().to_string(),
+            "text parse error: unknown value `done`"
+        );
     }
 
     #[test]

@@ -277,7 +277,7 @@ async fn reboot_confirm_sessions_cancel_and_events() {
             if let (EventKind::Command, Some(c)) = (e.kind, e.command) {
                 if c.name == "reboot" {
                     assert_eq!(c.asker, "ops@localhost");
-                    states.push((c.state, c.exit_code));
+                    states.push((c.state.to_string(), c.exit_code));
                 }
             }
         }

@@ -4,7 +4,12 @@
 //! and the XEP-0050 error conditions. It is pure: effects are returned as [`Effect`] for the
 //! bot to carry out.
 
+// A refused stage is answered with the `StanzaError` itself, once per request: boxing it
+// would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod reboot;
+pub mod runs;
 pub mod shell;
 pub mod stats_reset;
 pub mod status;
@@ -12,10 +17,11 @@ pub mod thresholds;
 
 use std::collections::HashMap;
 
+use jabmon_shared::acl::Acl;
 use jabmon_shared::adhoc::{self, Actions, Command, Note};
 use jabmon_shared::session::stanza_error;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
-use xmpp_parsers::jid::BareJid;
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use crate::config::{ShellCommand, Thresholds};
@@ -79,6 +85,21 @@ pub enum Rights {
 }
 
 impl Rights {
+    /// What `from` may do: admins everything; our own account and subscribers read and run
+    /// `status`; anyone else — and a stanza without `from` (the server) — nothing.
+    pub fn of(from: Option<&Jid>, own: &BareJid, subscribers: &Acl, admins: &Acl) -> Rights {
+        let Some(from) = from.map(Jid::to_bare) else {
+            return Rights::None;
+        };
+        if admins.allows(&from) {
+            Rights::Admin
+        } else if &from == own || subscribers.allows(&from) {
+            Rights::Subscriber
+        } else {
+            Rights::None
+        }
+    }
+
     pub fn may_run(self, node: Node) -> bool {
         match self {
             Rights::Admin => true,
@@ -98,7 +119,7 @@ pub enum Effect {
         delay_secs: u64,
         reason: String,
     },
-    /// Run this command; the IQ is answered when it ends (see [`shell::completed`]).
+    /// Run this command; the IQ is answered when it ends (see [`shell::completed_response`]).
     Shell {
         command: ShellCommand,
         sessionid: String,
@@ -288,18 +309,7 @@ pub fn handle(
                 "Nothing to cancel.",
             ));
         }
-        // First stage.
-        return Ok(match node {
-            Node::Status => (status::execute(ctx), Effect::None),
-            Node::StatsReset => (executing(node, sessions.start(node, asker, now)?, stats_reset::form(), "Choose the groups to reset."), Effect::None),
-            Node::Reboot => (executing(node, sessions.start(node, asker, now)?, reboot::form(), "Confirm to reboot the host."), Effect::None),
-            Node::Shell if ctx.shell.is_empty() => (
-                completed(node, None, "No shell commands are configured: add [[commands.shell]] entries to the collector's configuration.", None),
-                Effect::None,
-            ),
-            Node::Shell => (executing(node, sessions.start(node, asker, now)?, shell::form(ctx.shell), "Choose a command to run."), Effect::None),
-            Node::Thresholds => (executing(node, sessions.start(node, asker, now)?, thresholds::form(ctx.thresholds), "Edit and submit the thresholds."), Effect::None),
-        });
+        return first_stage(sessions, ctx, node, asker, now).map(|c| (c, Effect::None));
     };
     sessions.get(&sessionid, node, asker, now)?;
     if action == "cancel" {
@@ -320,18 +330,64 @@ pub fn handle(
         Some(f) if f.fields.len() > MAX_FIELDS => return Err(bad_payload("Too many fields.")),
         _ => return Err(bad_payload("Submit the command's form (type 'submit').")),
     };
+    let result = submitted(ctx, node, sessionid.clone(), &form);
+    if result.is_ok() {
+        sessions.end(&sessionid);
+    }
+    result
+}
+
+/// The answer to a first stage: `status` completes at once, the others open a session and
+/// send their form.
+fn first_stage(
+    sessions: &mut Sessions,
+    ctx: &Context<'_>,
+    node: Node,
+    asker: &BareJid,
+    now: f64,
+) -> Result<Command, StanzaError> {
+    let (form, note) = match node {
+        Node::Status => return Ok(status::execute(ctx)),
+        Node::Shell if ctx.shell.is_empty() => {
+            let note = "No shell commands are configured: add [[commands.shell]] entries to \
+                        the collector's configuration.";
+            return Ok(completed(node, None, note, None));
+        }
+        Node::StatsReset => (stats_reset::form(), "Choose the groups to reset."),
+        Node::Reboot => (reboot::form(), "Confirm to reboot the host."),
+        Node::Shell => (shell::form(ctx.shell), "Choose a command to run."),
+        Node::Thresholds => (
+            thresholds::form(ctx.thresholds),
+            "Edit and submit the thresholds.",
+        ),
+    };
+    Ok(executing(
+        node,
+        sessions.start(node, asker, now)?,
+        form,
+        note,
+    ))
+}
+
+/// The answer to a submitted form in session `sessionid`, and the effect to carry out.
+fn submitted(
+    ctx: &Context<'_>,
+    node: Node,
+    sessionid: String,
+    form: &DataForm,
+) -> Result<(Command, Effect), StanzaError> {
     let sid = Some(sessionid.clone());
-    let result = match node {
+    match node {
         // `status` completes in its first stage, so it never has a session to continue.
         Node::Status => Err(bad_sessionid()),
-        Node::StatsReset => stats_reset::apply(&form).map(|groups| {
+        Node::StatsReset => stats_reset::apply(form).map(|groups| {
             let note = format!("Statistics reset for {}.", groups.join(", "));
             (
                 completed(node, sid, &note, None),
                 Effect::ResetStats(groups),
             )
         }),
-        Node::Reboot => reboot::apply(&form).map(|plan| match plan {
+        Node::Reboot => reboot::apply(form).map(|plan| match plan {
             None => (
                 completed(node, sid, "Not confirmed: nothing was done.", None),
                 Effect::None,
@@ -344,31 +400,20 @@ pub fn handle(
                 )
             }
         }),
-        Node::Shell => shell::apply(&form, ctx.shell).map(|command| {
+        Node::Shell => shell::apply(form, ctx.shell).map(|command| {
             (
                 Command::response(node.name(), sid, "executing"),
-                Effect::Shell {
-                    command,
-                    sessionid: sessionid.clone(),
-                },
+                Effect::Shell { command, sessionid },
             )
         }),
-        Node::Thresholds => thresholds::apply(&form, ctx.thresholds).map(|t| {
+        Node::Thresholds => thresholds::apply(form, ctx.thresholds).map(|t| {
+            let result = thresholds::result_form(&t);
             (
-                completed(
-                    node,
-                    sid,
-                    "Thresholds applied.",
-                    Some(thresholds::result_form(&t)),
-                ),
+                completed(node, sid, "Thresholds applied.", Some(result)),
                 Effect::SetThresholds(t),
             )
         }),
-    };
-    if result.is_ok() {
-        sessions.end(&sessionid);
     }
-    result
 }
 
 /// Builds a `form` form with a title.
@@ -430,6 +475,31 @@ mod tests {
 
     fn jid(s: &str) -> BareJid {
         BareJid::new(s).unwrap()
+    }
+
+    #[test]
+    fn rights_of_a_sender() {
+        let list = |e: &str| Acl::parse(&[e.to_string()]).unwrap();
+        let (subs, admins) = (list("@example.org"), list("ops@example.org"));
+        let own = jid("web1@example.net");
+        let of = |from: Option<&str>| {
+            let from = from.map(|f| Jid::new(f).unwrap());
+            Rights::of(from.as_ref(), &own, &subs, &admins)
+        };
+        assert_eq!(of(Some("ops@example.org/laptop")), Rights::Admin);
+        assert_eq!(of(Some("alice@example.org/phone")), Rights::Subscriber);
+        assert_eq!(of(Some("web1@example.net/other")), Rights::Subscriber);
+        assert_eq!(of(Some("eve@example.net/x")), Rights::None);
+        assert_eq!(of(Some("example.org")), Rights::None, "a domain is no user");
+        assert_eq!(of(None), Rights::None);
+        assert!(Rights::Subscriber.may_run(Node::Status));
+        for n in Node::ALL.into_iter().filter(|n| *n != Node::Status) {
+            assert!(
+                !Rights::Subscriber.may_run(n) && Rights::Admin.may_run(n),
+                "{n:?}"
+            );
+        }
+        assert!(Node::ALL.into_iter().all(|n| !Rights::None.may_run(n)));
     }
 
     #[test]
@@ -586,6 +656,48 @@ mod tests {
             420.0
         )
         .is_ok());
+    }
+
+    #[test]
+    fn first_stages() {
+        let (t, table) = (Thresholds::default(), MetricTable::default());
+        let hello = [ShellCommand {
+            name: "hello".into(),
+            argv: vec!["echo".into()],
+            timeout: std::time::Duration::from_secs(1),
+        }];
+        let a = jid("ops@x");
+        let mut s = Sessions::default();
+        let mut first = |node: &str, shell: &[ShellCommand]| {
+            let c = ctx(&table, &t, shell);
+            let (r, e) = handle(
+                &mut s,
+                &c,
+                Some(&a),
+                Rights::Admin,
+                request(node, None, None, None),
+                0.0,
+            )
+            .unwrap();
+            assert_eq!(e, Effect::None, "{node}");
+            (r.status.unwrap(), r.sessionid.is_some(), r.form.is_some())
+        };
+        let completed = ("completed".to_string(), false, true);
+        assert_eq!(first("status", &[]), completed);
+        let (status, session, form) = first("shell", &[]);
+        assert_eq!(
+            (status.as_str(), session, form),
+            ("completed", false, false),
+            "nothing to run"
+        );
+        for node in ["stats-reset", "reboot", "shell", "thresholds"] {
+            assert_eq!(
+                first(node, &hello),
+                ("executing".to_string(), true, true),
+                "{node}"
+            );
+        }
+        assert_eq!(s.len(), 4, "one session per form stage");
     }
 
     #[test]

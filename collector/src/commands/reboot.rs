@@ -1,14 +1,30 @@
 //! `reboot` (admins): `confirm` (boolean, required), `delay` (seconds, default 0), `reason` →
 //! if confirmed, an event is published and `reboot_command` runs after the delay.
 
+use std::time::Duration;
+
 use jabmon_shared::forms;
 use xmpp_parsers::data_forms::{DataForm, FieldType};
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::{bad_payload, input_form, value};
+use crate::config::ShellCommand;
 
 /// Longest accepted delay: a day.
 pub const MAX_DELAY: u64 = 86_400;
+
+/// How long `reboot_command` may run before it is killed (it normally returns at once, or
+/// never as the host goes down).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `reboot_command` (`argv`) as a run of its own.
+pub fn command(argv: Vec<String>) -> ShellCommand {
+    ShellCommand {
+        name: super::Node::Reboot.name().into(),
+        argv,
+        timeout: COMMAND_TIMEOUT,
+    }
+}
 
 pub fn form() -> DataForm {
     let mut confirm = forms::field(

@@ -6,45 +6,17 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::{bad_payload, input_form, value};
-use crate::config::Thresholds;
-
-/// (field, label, getter/setter index) in form order.
-const FIELDS: [(&str, &str); 9] = [
-    ("load_busy", "Per-core load: busy (away) at"),
-    ("load_busy_clear", "Per-core load: busy clears below"),
-    ("load_critical", "Per-core load: critical (dnd) at"),
-    ("cpu_warn", "CPU busy % warning at"),
-    ("cpu_warn_clear", "CPU busy % warning clears below"),
-    ("memory_warn", "Memory used % warning at"),
-    ("memory_warn_clear", "Memory used % warning clears below"),
-    ("disk_warn", "Disk used % warning at (per mount)"),
-    ("disk_warn_clear", "Disk used % warning clears below"),
-];
-
-fn slot<'t>(t: &'t mut Thresholds, name: &str) -> &'t mut f64 {
-    match name {
-        "load_busy" => &mut t.load_busy,
-        "load_busy_clear" => &mut t.load_busy_clear,
-        "load_critical" => &mut t.load_critical,
-        "cpu_warn" => &mut t.cpu_warn,
-        "cpu_warn_clear" => &mut t.cpu_warn_clear,
-        "memory_warn" => &mut t.memory_warn,
-        "memory_warn_clear" => &mut t.memory_warn_clear,
-        "disk_warn" => &mut t.disk_warn,
-        _ => &mut t.disk_warn_clear,
-    }
-}
+use crate::config::{Thresholds, THRESHOLD_FIELDS};
 
 fn fields(t: &Thresholds) -> Vec<Field> {
-    let mut t = *t;
-    FIELDS
+    THRESHOLD_FIELDS
         .iter()
-        .map(|(name, label)| {
+        .map(|f| {
             forms::field(
-                name,
+                f.name,
                 FieldType::TextSingle,
-                label,
-                vec![slot(&mut t, name).to_string()],
+                f.label,
+                vec![f.get(t).to_string()],
             )
         })
         .collect()
@@ -66,17 +38,68 @@ pub fn result_form(t: &Thresholds) -> DataForm {
 
 pub fn apply(form: &DataForm, current: &Thresholds) -> Result<Thresholds, StanzaError> {
     let mut t = *current;
-    for (name, _) in FIELDS {
-        if let Some(text) = value(form, name)? {
+    for f in &THRESHOLD_FIELDS {
+        if let Some(text) = value(form, f.name)? {
             let v: f64 = text
                 .trim()
                 .parse()
-                .map_err(|_| bad_payload(&format!("Field '{name}' must be a number.")))?;
-            *slot(&mut t, name) = v;
+                .map_err(|_| bad_payload(&format!("Field '{}' must be a number.", f.name)))?;
+            f.set(&mut t, v);
         }
     }
     if let Some((field, problem)) = t.problems().into_iter().next() {
         return Err(bad_payload(&format!("Field '{field}': {problem}.")));
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit(fields: &[(&str, &str)]) -> DataForm {
+        DataForm {
+            type_: DataFormType::Submit,
+            title: None,
+            instructions: None,
+            fields: fields
+                .iter()
+                .map(|(k, v)| Field::text_single(k, v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn form_shows_every_threshold_with_its_value() {
+        let t = Thresholds {
+            disk_warn_clear: 77.0,
+            ..Default::default()
+        };
+        let f = form(&t);
+        let vars: Vec<_> = f.fields.iter().filter_map(|f| f.var.as_deref()).collect();
+        assert_eq!(vars, THRESHOLD_FIELDS.map(|f| f.name));
+        let last = f.fields.last().unwrap();
+        assert_eq!(last.var.as_deref(), Some("disk_warn_clear"));
+        assert_eq!(last.values, ["77"]);
+    }
+
+    #[test]
+    fn apply_changes_the_named_field_only() {
+        let t = Thresholds::default();
+        let got = apply(&submit(&[("memory_warn", " 95 ")]), &t).unwrap();
+        assert_eq!(
+            got,
+            Thresholds {
+                memory_warn: 95.0,
+                ..t
+            }
+        );
+        let e = apply(&submit(&[("load_busy", "high")]), &t).unwrap_err();
+        assert_eq!(
+            e.texts.values().next().unwrap(),
+            "Field 'load_busy' must be a number."
+        );
+        // Unknown fields are not thresholds: ignored, nothing else written.
+        assert_eq!(apply(&submit(&[("disk_warn_clera", "1")]), &t).unwrap(), t);
+    }
 }
