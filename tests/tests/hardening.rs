@@ -1,0 +1,328 @@
+//! What a stranger can and cannot do to the bots, against a real Prosody: answer their IQs
+//! (only the asked entity can), flood them with invalid stanzas (counted, not logged one line
+//! each); plus ping round trips through the server (printed) and the shell command's timeout
+//! killing everything the command started.
+
+use std::time::{Duration, Instant};
+
+use jabmon_shared::payload::{Event, EventKind};
+use jabmon_shared::session::Incoming;
+use jabmon_tests::bots::{collector_toml, hub_toml, InProcess};
+use jabmon_tests::client::WAIT;
+use jabmon_tests::{Prosody, TestClient};
+use minidom::Element;
+use xmpp_parsers::data_forms::{DataFormType, FieldType};
+use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, Identity};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::pubsub::pubsub::{Item, Items, PubSub};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+const HUB: &str = "hub@localhost/hub";
+
+/// Asks `ask` with `client` every 100 ms until it gives `Some`, for at most `limit`.
+async fn poll<T>(
+    client: &mut TestClient,
+    limit: Duration,
+    what: &str,
+    mut ask: impl AsyncFnMut(&mut TestClient) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = ask(client).await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+}
+
+fn jid(s: &str) -> Jid {
+    Jid::new(s).expect("test JID")
+}
+
+/// The value of form field `var` in a disco#info result.
+fn field(info: &DiscoInfoResult, var: &str) -> Option<String> {
+    info.extensions
+        .iter()
+        .flat_map(|f| &f.fields)
+        .find(|f| f.var.as_deref() == Some(var))?
+        .values
+        .first()
+        .cloned()
+}
+
+/// What a collector answers to disco#info: the stats feature and a host form with `os`.
+fn collector_info(os: &str) -> DiscoInfoResult {
+    let form = jabmon_shared::forms::form(
+        DataFormType::Result_,
+        jabmon_shared::ns::HOST,
+        vec![
+            jabmon_shared::forms::field("host", FieldType::TextSingle, "Host", vec!["web1".into()]),
+            jabmon_shared::forms::field("os", FieldType::TextSingle, "OS", vec![os.into()]),
+        ],
+    );
+    DiscoInfoResult {
+        node: None,
+        identities: vec![Identity::new("client", "bot", "en", "collector")],
+        features: [
+            "http://jabber.org/protocol/disco#info",
+            "http://jabber.org/protocol/caps",
+            jabmon_shared::ns::STATS,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+        extensions: vec![form],
+    }
+}
+
+/// A stranger who learnt the id of the hub's disco#info query to a collector (here from the
+/// collector itself, standing in for any leak) answers it first with forged host facts: the
+/// hub ignores him and keeps the facts the asked collector gives.
+#[tokio::test]
+async fn only_the_asked_collector_answers_the_hubs_caps_query() {
+    let server = Prosody::start();
+    for (u, p) in [
+        ("hub", "pw-hub"),
+        ("web1", "pw-web1"),
+        ("u1", "pw-u1"),
+        ("eve", "pw-eve"),
+    ] {
+        server.register(u, p);
+    }
+    let state = server.scratch().join("hub-state.json");
+    let cfg = hub_toml(
+        &server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n",
+            state.display()
+        ),
+    );
+    let hub = InProcess::hub(&cfg);
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    let mut web1 = TestClient::connect(&server, "web1@localhost", "pw-web1").await;
+    let mut eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
+    // The hub is online once it answers a ping.
+    poll(&mut u1, WAIT, "the hub online", async |u1| {
+        u1.iq(jid(HUB), false, ping()).await.ok().map(|_| ())
+    })
+    .await;
+
+    let genuine = collector_info("genuine-os");
+    let caps = jabmon_shared::caps::caps("urn:jabmon", &genuine);
+    web1.session
+        .send(Presence::available().with_to(jid(HUB)).with_payload(caps))
+        .await;
+    let query = web1
+        .next_matching(WAIT, "the hub's disco#info query", |e| match e {
+            Incoming::Iq(req)
+                if !req.set && DiscoInfoQuery::try_from(req.payload.clone()).is_ok() =>
+            {
+                Some(req.clone())
+            }
+            _ => None,
+        })
+        .await;
+    let node = DiscoInfoQuery::try_from(query.payload.clone())
+        .unwrap()
+        .node;
+
+    let mut forged = collector_info("forged-os");
+    forged.node = node.clone();
+    eve.session
+        .send(Iq::Result {
+            from: None,
+            to: Some(jid(HUB)),
+            id: query.id.clone(),
+            payload: Some(forged.into()),
+        })
+        .await;
+    // The hub reads its stream in order: once it answered eve's ping, it has seen her forgery.
+    eve.iq(jid(HUB), false, ping())
+        .await
+        .expect("ping answered");
+
+    let mut answer = genuine.clone();
+    answer.node = node;
+    web1.session.reply(&query, Ok(Some(answer.into()))).await;
+
+    let os = poll(&mut u1, WAIT, "host facts at the hub", async |u1| {
+        let q = DiscoInfoQuery {
+            node: Some("web1@localhost".into()),
+        };
+        let el = u1.iq(jid(HUB), false, q.into()).await.ok()??;
+        field(&DiscoInfoResult::try_from(el).ok()?, "os")
+    })
+    .await;
+    assert_eq!(os, "genuine-os");
+    hub.stop().await;
+}
+
+fn ping() -> Element {
+    xmpp_parsers::ping::Ping.into()
+}
+
+/// An items result for the collector's boot check, carrying a `started` event from a boot
+/// long ago: if the collector took it, it would report `rebooted`.
+fn forged_boot_items() -> Element {
+    let event = Event {
+        host: "web1".into(),
+        timestamp: 1.0,
+        kind: EventKind::Started,
+        severity: None,
+        boot: Some(1),
+        metric: None,
+        command: None,
+        text: None,
+    };
+    let mut items = Items::new(jabmon_shared::ns::EVENTS);
+    items.items.push(Item {
+        id: None,
+        publisher: None,
+        payload: Some(event.into()),
+    });
+    PubSub::Items(items).into()
+}
+
+/// Subscribes `client` to `bare` and approves its subscription back, as a user of a collector
+/// does; returns once the collector's available presence came in.
+async fn subscribe(client: &mut TestClient, bare: &str) {
+    client.available().await;
+    client
+        .session
+        .send(Presence::subscribe().with_to(jid(bare)))
+        .await;
+    let is = |e: &Incoming, t: PresenceType| {
+        matches!(e, Incoming::Presence(p)
+            if p.type_ == t && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(bare))
+    };
+    client
+        .next_matching(WAIT, "subscribe back", |e| {
+            is(e, PresenceType::Subscribe).then_some(())
+        })
+        .await;
+    client
+        .session
+        .send(Presence::subscribed().with_to(jid(bare)))
+        .await;
+    client
+        .next_matching(WAIT, "the collector's presence", |e| {
+            is(e, PresenceType::None).then_some(())
+        })
+        .await;
+}
+
+/// The ids a session numbered sequentially would have used first.
+fn guessed_ids() -> Vec<String> {
+    (1..=40).map(|n| format!("jm{n}")).collect()
+}
+
+/// A stranger floods the collector, from before it connects until well after, with `result`s
+/// and `error`s for every id it could guess: the boot check still reads the real last boot (no
+/// `rebooted`), and the stats keep being published and confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessed_answers_change_nothing_at_the_collector() {
+    let server = Prosody::start();
+    for (u, p) in [("web1", "pw-web1"), ("u1", "pw-u1"), ("eve", "pw-eve")] {
+        server.register(u, p);
+    }
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\nsample_interval = \"500ms\"\npublish_interval = \"1s\"\n",
+    );
+    let mut eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let flood = tokio::spawn(async move {
+        let target = jid("web1@localhost/jabmon");
+        let mut sent = 0u64;
+        while stop_rx.try_recv().is_err() {
+            for id in guessed_ids() {
+                let error = StanzaError::new(
+                    ErrorType::Cancel,
+                    DefinedCondition::InternalServerError,
+                    "en",
+                    "forged",
+                );
+                eve.session
+                    .send(Iq::Error {
+                        from: None,
+                        to: Some(target.clone()),
+                        id: id.clone(),
+                        error,
+                        payload: None,
+                    })
+                    .await;
+                eve.session
+                    .send(Iq::Result {
+                        from: None,
+                        to: Some(target.clone()),
+                        id,
+                        payload: Some(forged_boot_items()),
+                    })
+                    .await;
+                sent += 2;
+            }
+            // Keep eve's own stream drained (bounces, if any).
+            let _ = eve
+                .try_next_matching(Duration::from_millis(5), |_| None::<()>)
+                .await;
+        }
+        sent
+    });
+
+    let bot = InProcess::collector(&cfg);
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    subscribe(&mut u1, "web1@localhost").await;
+    let events = poll(
+        &mut u1,
+        Duration::from_secs(15),
+        "the started event",
+        async |u1| {
+            let items = jabmon_shared::pep::latest_items(jabmon_shared::ns::EVENTS, 100);
+            let el = u1.iq(jid("web1@localhost"), false, items).await.ok()??;
+            let events: Vec<Event> = jabmon_shared::pep::item_payloads(el)
+                .into_iter()
+                .filter_map(|p| Event::try_from(p).ok())
+                .collect();
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::Started)
+                .then_some(events)
+        },
+    )
+    .await;
+    assert!(
+        events.iter().all(|e| e.kind != EventKind::Rebooted),
+        "{events:?}"
+    );
+    // Publishing goes on at its 1 s interval: two fresh stats items within 5 s, read back
+    // from the server, so each publish was confirmed there.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.len() < 3 {
+        assert!(Instant::now() < deadline, "stats stopped: {seen:?}");
+        let items = jabmon_shared::pep::latest_items(jabmon_shared::ns::STATS, 1);
+        if let Ok(Some(el)) = u1.iq(jid("web1@localhost"), false, items).await {
+            let stamp = jabmon_shared::pep::item_payloads(el)
+                .into_iter()
+                .find_map(|p| jabmon_shared::payload::Stats::try_from(p).ok())
+                .map(|s| s.timestamp.to_bits());
+            if let Some(s) = stamp.filter(|s| !seen.contains(s)) {
+                seen.push(s);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+    let _ = stop_tx.send(());
+    let sent = flood.await.expect("flood task");
+    assert!(sent > 0);
+    eprintln!("eve sent {sent} forged answers");
+    bot.stop().await;
+}
