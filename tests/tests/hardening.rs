@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jabmon_shared::payload::{Event, EventKind};
 use jabmon_shared::session::Incoming;
-use jabmon_tests::bots::{collector_toml, hub_toml, InProcess};
+use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{Prosody, TestClient};
 use minidom::Element;
@@ -325,4 +325,68 @@ async fn guessed_answers_change_nothing_at_the_collector() {
     assert!(sent > 0);
     eprintln!("eve sent {sent} forged answers");
     bot.stop().await;
+}
+
+/// Round trips of `n` XEP-0199 pings from `client` to `to`, sorted.
+async fn ping_round_trips(client: &mut TestClient, to: &str, n: usize) -> Vec<Duration> {
+    let mut rtts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sent = Instant::now();
+        client
+            .iq(jid(to), false, ping())
+            .await
+            .expect("ping answered");
+        rtts.push(sent.elapsed());
+    }
+    rtts.sort();
+    rtts
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Pings from a client to the hub and to a collector, both running as processes, through the
+/// test Prosody (`nagle = false` there): every ping is answered, and the round trips are
+/// printed (`cargo nextest run -p jabmon-tests --test hardening --no-capture ping`) for
+/// docs/performance.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_round_trips_to_the_hub_and_a_collector() {
+    let server = Prosody::start();
+    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
+        server.register(u, p);
+    }
+    let state = server.scratch().join("hub-state.json");
+    let hub_cfg = hub_toml(
+        &server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n",
+            state.display()
+        ),
+    );
+    let collector_cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\n",
+    );
+    let _hub = Process::start("jabmon-hub", &hub_cfg);
+    let _collector = Process::start("jabmon-collector", &collector_cfg);
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    for (name, to) in [("hub", HUB), ("collector", "web1@localhost/jabmon")] {
+        poll(&mut u1, WAIT, name, async |u1| {
+            u1.iq(jid(to), false, ping()).await.ok().map(|_| ())
+        })
+        .await;
+        let rtts = ping_round_trips(&mut u1, to, 200).await;
+        eprintln!(
+            "ping {name}: n={} min={:?} p50={:?} p90={:?} p99={:?} max={:?}",
+            rtts.len(),
+            rtts[0],
+            percentile(&rtts, 0.5),
+            percentile(&rtts, 0.9),
+            percentile(&rtts, 0.99),
+            rtts[rtts.len() - 1]
+        );
+    }
 }
