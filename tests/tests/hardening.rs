@@ -390,3 +390,118 @@ async fn ping_round_trips_to_the_hub_and_a_collector() {
         );
     }
 }
+
+/// The pids whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(marker)
+            .then_some(pid)
+    })
+    .collect()
+}
+
+fn adhoc(node: &str, sessionid: Option<&str>, command: Option<&str>) -> Element {
+    let form = command.map(|c| xmpp_parsers::data_forms::DataForm {
+        type_: DataFormType::Submit,
+        title: None,
+        instructions: None,
+        fields: vec![xmpp_parsers::data_forms::Field::text_single("command", c)],
+    });
+    jabmon_shared::adhoc::Command {
+        node: node.into(),
+        sessionid: sessionid.map(str::to_string),
+        action: None,
+        status: None,
+        actions: None,
+        notes: vec![],
+        form,
+    }
+    .into()
+}
+
+/// A whitelisted command that forks (`sh -c 'sleep 60 & sleep 60'`) with a 2 s timeout:
+/// completed with a timeout note at the timeout, and nothing it started is left running.
+#[tokio::test]
+async fn a_shell_timeout_kills_everything_the_command_started() {
+    let server = Prosody::start();
+    server.register("web1", "pw-web1");
+    server.register("ops", "pw-ops");
+    // A duration no other process on the machine sleeps for: how its processes are found.
+    let marker = format!("60.{}", std::process::id());
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        &format!(
+            "[access]\nadmins = [\"ops@localhost\"]\n[collector]\nhost = \"web1\"\n\
+             [[commands.shell]]\nname = \"forks\"\nargv = [\"sh\", \"-c\", \"sleep {marker} & sleep {marker}\"]\ntimeout = \"2s\"\n"
+        ),
+    );
+    let bot = InProcess::collector(&cfg);
+    let mut ops = TestClient::connect(&server, "ops@localhost", "pw-ops").await;
+    let collector = jid("web1@localhost/jabmon");
+    let first = poll(&mut ops, WAIT, "the shell command's form", async |ops| {
+        let el = ops
+            .iq(collector.clone(), true, adhoc("shell", None, None))
+            .await
+            .ok()??;
+        jabmon_shared::adhoc::Command::try_from(el).ok()
+    })
+    .await;
+    let rx = ops
+        .session
+        .request(
+            Some(collector.clone()),
+            true,
+            adhoc("shell", first.sessionid.as_deref(), Some("forks")),
+        )
+        .await;
+    let submitted = Instant::now();
+    // The command's processes are there while it runs.
+    poll(&mut ops, WAIT, "the command's processes", async |_| {
+        (processes_with(&marker).len() >= 2).then_some(())
+    })
+    .await;
+    let done = ops
+        .wait(rx)
+        .await
+        .expect("command answered")
+        .expect("a payload");
+    let took = submitted.elapsed();
+    let done = jabmon_shared::adhoc::Command::try_from(done).expect("a command");
+    assert!(
+        took < Duration::from_secs(5),
+        "answered after {took:?}, not at the 2 s timeout"
+    );
+    let note = &done.notes[0].text;
+    assert!(
+        note.contains("timeout") && note.contains("killed"),
+        "{note}"
+    );
+    let timed_out = done
+        .form
+        .as_ref()
+        .and_then(|f| {
+            f.fields
+                .iter()
+                .find(|f| f.var.as_deref() == Some("timed_out"))
+        })
+        .and_then(|f| f.values.first().cloned());
+    assert_eq!(timed_out.as_deref(), Some("1"));
+    poll(
+        &mut ops,
+        Duration::from_secs(2),
+        "no process of the command left",
+        async |_| processes_with(&marker).is_empty().then_some(()),
+    )
+    .await;
+    eprintln!("answered after {took:?}");
+    bot.stop().await;
+}
