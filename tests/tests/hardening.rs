@@ -505,3 +505,120 @@ async fn a_shell_timeout_kills_everything_the_command_started() {
     eprintln!("answered after {took:?}");
     bot.stop().await;
 }
+
+/// A presence tokio-xmpp cannot parse (`<priority>` must be a number): the server passes it
+/// on, the receiving bot drops it.
+fn invalid_presence(to: &str) -> Presence {
+    let mut p = Presence::available().with_to(jid(to));
+    p.payloads.push(
+        Element::builder("priority", "jabber:client")
+            .append("not a number")
+            .build(),
+    );
+    p
+}
+
+/// 10,000 invalid stanzas from a stranger, half to the hub and half to a collector: neither
+/// logs a line per stanza (a summary instead), and both keep answering another user's pings meanwhile
+/// (round trips printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_stanzas_are_counted_not_logged_one_by_one() {
+    const FLOOD: usize = 5_000;
+    let server = Prosody::start();
+    for (u, p) in [
+        ("hub", "pw-hub"),
+        ("web1", "pw-web1"),
+        ("u1", "pw-u1"),
+        ("eve", "pw-eve"),
+    ] {
+        server.register(u, p);
+    }
+    let state = server.scratch().join("hub-state.json");
+    let hub_cfg = hub_toml(
+        &server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n",
+            state.display()
+        ),
+    );
+    let collector_cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\n",
+    );
+    let hub = Process::start("jabmon-hub", &hub_cfg);
+    let collector = Process::start("jabmon-collector", &collector_cfg);
+    let bots = [(HUB, &hub), ("web1@localhost/jabmon", &collector)];
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    let mut eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
+    for (to, _) in bots {
+        poll(&mut u1, WAIT, to, async |u1| {
+            u1.iq(jid(to), false, ping()).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    let targets = bots.map(|(to, _)| to);
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pinger = tokio::spawn(async move {
+        let mut rtts = Vec::new();
+        while stop_rx.try_recv().is_err() {
+            for to in targets {
+                let sent = Instant::now();
+                u1.iq(jid(to), false, ping()).await.expect("ping answered");
+                rtts.push(sent.elapsed());
+            }
+        }
+        rtts.sort();
+        rtts
+    });
+    let started = Instant::now();
+    for i in 0..FLOOD {
+        for (to, _) in bots {
+            eve.session.send(invalid_presence(to)).await;
+        }
+        if i % 500 == 0 {
+            let _ = eve
+                .try_next_matching(Duration::from_millis(1), |_| None::<()>)
+                .await;
+        }
+    }
+    // Each bot reads its stream in order: once it answered eve's ping, it has read the flood.
+    for (to, _) in bots {
+        let mut answer = eve.session.request(Some(jid(to)), false, ping()).await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while answer.try_recv().is_err() {
+            assert!(Instant::now() < deadline, "{to} never read the whole flood");
+            let _ = eve
+                .try_next_matching(Duration::from_millis(50), |_| None::<()>)
+                .await;
+        }
+    }
+    let flood_took = started.elapsed();
+    let _ = stop_tx.send(());
+    let rtts = pinger.await.expect("pinger");
+    eprintln!(
+        "{FLOOD} invalid presences to each bot read in {flood_took:?}; {} pings meanwhile: p50={:?} p99={:?} max={:?}",
+        rtts.len(),
+        percentile(&rtts, 0.5),
+        percentile(&rtts, 0.99),
+        rtts[rtts.len() - 1]
+    );
+    for (to, bot) in bots {
+        let log = bot.log();
+        let per_stanza = log.matches("Received invalid stanza").count();
+        let summaries: Vec<&str> = log.lines().filter(|l| l.contains("dropped")).collect();
+        assert_eq!(per_stanza, 0, "{to}: a line per invalid stanza");
+        assert!(
+            !summaries.is_empty() && summaries.len() <= 2,
+            "{to}: {summaries:#?}"
+        );
+        assert!(
+            summaries[0].contains("invalid presence"),
+            "{}",
+            summaries[0]
+        );
+        eprintln!("{to}: {}", summaries.join("\n"));
+    }
+}

@@ -26,7 +26,7 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 const MAX_KEYS: usize = 32;
 
 /// Longest kind or sender text kept (both may be chosen by a stranger).
-const MAX_TEXT: usize = 80;
+const MAX_TEXT: usize = 160;
 
 /// Why a stanza was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
