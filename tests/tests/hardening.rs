@@ -222,6 +222,67 @@ fn guessed_ids() -> Vec<String> {
     (1..=40).map(|n| format!("jm{n}")).collect()
 }
 
+/// A stranger sending, until stopped, an `error` and a `result` carrying `payload` to `target`
+/// for every guessed id, round after round.
+struct ForgedAnswers {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl ForgedAnswers {
+    fn start(mut stranger: TestClient, target: &str, payload: Element) -> Self {
+        let target = jid(target);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut sent = 0u64;
+            while stopped.try_recv().is_err() {
+                for id in guessed_ids() {
+                    let error = StanzaError::new(
+                        ErrorType::Cancel,
+                        DefinedCondition::InternalServerError,
+                        "en",
+                        "forged",
+                    );
+                    stranger
+                        .session
+                        .send(Iq::Error {
+                            from: None,
+                            to: Some(target.clone()),
+                            id: id.clone(),
+                            error,
+                            payload: None,
+                        })
+                        .await;
+                    stranger
+                        .session
+                        .send(Iq::Result {
+                            from: None,
+                            to: Some(target.clone()),
+                            id,
+                            payload: Some(payload.clone()),
+                        })
+                        .await;
+                    sent += 2;
+                }
+                // Keep the stranger's own stream drained (bounces, if any).
+                let _ = stranger
+                    .try_next_matching(Duration::from_millis(5), |_| None::<()>)
+                    .await;
+            }
+            sent
+        });
+        Self { stop, task }
+    }
+
+    /// Stops and returns how many forged answers went out.
+    async fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        let sent = self.task.await.expect("forging task");
+        assert!(sent > 0, "nothing was forged");
+        sent
+    }
+}
+
 /// A stranger floods the collector, from before it connects until well after, with `result`s
 /// and `error`s for every id it could guess: the boot check still reads the real last boot (no
 /// `rebooted`), and the stats keep being published and confirmed.
@@ -237,45 +298,8 @@ async fn guessed_answers_change_nothing_at_the_collector() {
         "pw-web1",
         "[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\nsample_interval = \"500ms\"\npublish_interval = \"1s\"\n",
     );
-    let mut eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
-    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let flood = tokio::spawn(async move {
-        let target = jid("web1@localhost/jabmon");
-        let mut sent = 0u64;
-        while stop_rx.try_recv().is_err() {
-            for id in guessed_ids() {
-                let error = StanzaError::new(
-                    ErrorType::Cancel,
-                    DefinedCondition::InternalServerError,
-                    "en",
-                    "forged",
-                );
-                eve.session
-                    .send(Iq::Error {
-                        from: None,
-                        to: Some(target.clone()),
-                        id: id.clone(),
-                        error,
-                        payload: None,
-                    })
-                    .await;
-                eve.session
-                    .send(Iq::Result {
-                        from: None,
-                        to: Some(target.clone()),
-                        id,
-                        payload: Some(forged_boot_items()),
-                    })
-                    .await;
-                sent += 2;
-            }
-            // Keep eve's own stream drained (bounces, if any).
-            let _ = eve
-                .try_next_matching(Duration::from_millis(5), |_| None::<()>)
-                .await;
-        }
-        sent
-    });
+    let eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
+    let flood = ForgedAnswers::start(eve, "web1@localhost/jabmon", forged_boot_items());
 
     let bot = InProcess::collector(&cfg);
     let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
@@ -320,9 +344,7 @@ async fn guessed_answers_change_nothing_at_the_collector() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
     }
-    let _ = stop_tx.send(());
-    let sent = flood.await.expect("flood task");
-    assert!(sent > 0);
+    let sent = flood.stop().await;
     eprintln!("eve sent {sent} forged answers");
     bot.stop().await;
 }
@@ -621,4 +643,76 @@ async fn invalid_stanzas_are_counted_not_logged_one_by_one() {
         );
         eprintln!("{to}: {}", summaries.join("\n"));
     }
+}
+
+/// Sends `body` to the hub as chat and returns its JSON reply to that request.
+async fn hub_query(c: &mut TestClient, body: &str) -> serde_json::Value {
+    let mut m = xmpp_parsers::message::Message::chat(Some(jid("hub@localhost")));
+    m.bodies.insert(Default::default(), body.to_string());
+    c.session.send(m).await;
+    c.next_matching(WAIT, "the hub's reply", |e| {
+        let Incoming::Message(m) = e else { return None };
+        let v: serde_json::Value = serde_json::from_str(m.bodies.values().next()?).ok()?;
+        (v["debug"]["request"].as_str() == Some(body)).then_some(v)
+    })
+    .await
+}
+
+/// The keys of the hub's registrations for `c`.
+async fn registered_keys(c: &mut TestClient) -> Vec<String> {
+    let list = hub_query(c, "SELECT * FROM leela.xmpp;").await;
+    assert_eq!(list["status"], 200, "{list}");
+    let mut keys: Vec<String> = list["results"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v["key"].as_str().expect("a key").to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A stranger floods a restarting hub (storage in PEP) with `result`s — empty saved
+/// registrations — and `error`s for every id it could guess: the hub restores what it saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessed_answers_change_nothing_at_the_hub() {
+    let server = Prosody::start();
+    for (u, p) in [("hub", "pw-hub"), ("u1", "pw-u1"), ("eve", "pw-eve")] {
+        server.register(u, p);
+    }
+    let cfg = hub_toml(
+        &server,
+        "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"pep\"\n",
+    );
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    u1.available().await;
+    let mut hub = Process::start("jabmon-hub", &cfg);
+    let mut want = Vec::new();
+    for q in [
+        r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;",
+        r"SELECT (* 2) | [>= 0] FROM ^web1\.load\.load\.shortterm$;",
+    ] {
+        let r = hub_query(&mut u1, q).await;
+        assert_eq!(r["status"], 200, "{r}; hub log:\n{}", hub.log());
+        want.push(r["results"]["key"].as_str().expect("a key").to_string());
+    }
+    want.sort();
+    assert_eq!(registered_keys(&mut u1).await, want);
+    hub.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hub.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "hub did not exit within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling interval
+    }
+    drop(hub);
+    u1.clear();
+
+    let eve = TestClient::connect(&server, "eve@localhost", "pw-eve").await;
+    let nothing_saved = PubSub::Items(Items::new("urn:jabmon:hub:registrations:0")).into();
+    let flood = ForgedAnswers::start(eve, HUB, nothing_saved);
+    let hub = Process::start("jabmon-hub", &cfg);
+    let keys = registered_keys(&mut u1).await;
+    let sent = flood.stop().await;
+    assert_eq!(keys, want, "hub log:\n{}", hub.log());
+    eprintln!("eve sent {sent} forged answers");
 }
