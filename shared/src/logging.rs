@@ -1,5 +1,6 @@
 //! tracing set-up for every binary, with the `log` crate bridged in so that what tokio-xmpp
-//! reports only through `log` (connection and authentication failures) reaches the operator.
+//! reports only through `log` (connection and authentication failures) reaches the operator —
+//! except its line per invalid stanza, which `session::discarded` counts instead.
 //!
 //! Filters use `Targets` (`info`, `jabmon_collector=debug,warn`): the same syntax as
 //! `RUST_LOG` without span filters, and without the regex engine `EnvFilter` links in, which
@@ -8,6 +9,7 @@
 use std::str::FromStr;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::session::discarded::InvalidStanzaLines;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -32,10 +34,12 @@ pub fn init(cfg: &LogConfig) {
     // `try_init` also installs the log→tracing bridge (tracing-log feature).
     let _ = match cfg.format {
         LogFormat::Json => tracing_subscriber::registry()
+            .with(InvalidStanzaLines)
             .with(fmt.json())
             .with(filter)
             .try_init(),
         LogFormat::Text => tracing_subscriber::registry()
+            .with(InvalidStanzaLines)
             .with(fmt)
             .with(filter)
             .try_init(),

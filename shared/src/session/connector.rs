@@ -123,6 +123,10 @@ impl ServerConnector for Connector {
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
         let tcp = self.dns.resolve().await?;
+        // Stanzas are small and answered at once: Nagle's algorithm would hold each one back
+        // until the previous segment is acknowledged (tens of ms per round trip with delayed
+        // ACKs). Set on the TCP socket, it holds for plaintext, STARTTLS and direct TLS alike.
+        tcp.set_nodelay(true)?;
         let domain = jid.domain().as_str();
         let transport = match self.mode {
             TlsMode::None => Either::Left(tcp),

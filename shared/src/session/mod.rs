@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod connector;
+pub mod discarded;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,8 +96,13 @@ pub struct Session {
     jid: FullJid,
     software: Software,
     hide_os: bool,
-    pending: HashMap<String, oneshot::Sender<IqOutcome>>,
-    next_id: u64,
+    pending: HashMap<String, PendingIq>,
+}
+
+/// An IQ we sent and wait for: whom it was sent to, and who waits for the outcome.
+struct PendingIq {
+    to: Option<Jid>,
+    waiter: oneshot::Sender<IqOutcome>,
 }
 
 impl Session {
@@ -114,7 +120,6 @@ impl Session {
             software,
             hide_os: cfg.hide_os,
             pending: HashMap::new(),
-            next_id: 0,
         })
     }
 
@@ -126,13 +131,20 @@ impl Session {
     /// The next event for the bot; `None` once the stream is closed for good.
     pub async fn next(&mut self) -> Option<Incoming> {
         loop {
-            match self.stream.next().await? {
+            let now = std::time::Instant::now();
+            discarded::flush(now);
+            let summary_due = discarded::due(now).map(tokio::time::Instant::from_std);
+            let event = tokio::select! {
+                event = self.stream.next() => event?,
+                () = sleep_until_some(summary_due) => continue,
+            };
+            match event {
                 StreamEvent::Stream(StreamState::Reset { bound_jid, .. }) => {
                     if let Ok(full) = bound_jid.try_into_full() {
                         self.jid = full;
                     }
-                    for (_, waiter) in self.pending.drain() {
-                        let _ = waiter.send(Err(IqFailure::Lost));
+                    for (_, pending) in self.pending.drain() {
+                        let _ = pending.waiter.send(Err(IqFailure::Lost));
                     }
                     tracing::info!(jid = %self.jid, "Session established.");
                     return Some(Incoming::Online { resumed: false });
@@ -159,15 +171,19 @@ impl Session {
     /// Answers responses and built-in requests; returns what the bot must handle.
     async fn route_iq(&mut self, iq: Iq) -> Option<IqRequest> {
         match iq {
-            Iq::Result { id, payload, .. } => {
-                if let Some(w) = self.pending.remove(&id) {
-                    let _ = w.send(Ok(payload));
+            Iq::Result {
+                from, id, payload, ..
+            } => {
+                if let Some(waiter) = self.take_pending(&id, from.as_ref(), "result") {
+                    let _ = waiter.send(Ok(payload));
                 }
                 None
             }
-            Iq::Error { id, error, .. } => {
-                if let Some(w) = self.pending.remove(&id) {
-                    let _ = w.send(Err(IqFailure::Error(Box::new(error))));
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                if let Some(waiter) = self.take_pending(&id, from.as_ref(), "error") {
+                    let _ = waiter.send(Err(IqFailure::Error(Box::new(error))));
                 }
                 None
             }
@@ -219,6 +235,27 @@ impl Session {
         }
     }
 
+    /// The waiter of the request `id` when `from` may answer it; an answer from anyone else
+    /// is no answer (the request stays pending) and is only counted in [`discarded`].
+    fn take_pending(
+        &mut self,
+        id: &str,
+        from: Option<&Jid>,
+        kind: &'static str,
+    ) -> Option<oneshot::Sender<IqOutcome>> {
+        let pending = self.pending.get(id)?;
+        if !answered_by(&self.jid, pending.to.as_ref(), from) {
+            let sender = from.map(|f| f.to_string());
+            tracing::debug!(id, from = ?sender, "Ignored an IQ {kind} from an entity that was not asked.");
+            discarded::record(
+                discarded::Kind::UnaskedAnswer,
+                sender.as_deref().unwrap_or("(no from)"),
+            );
+            return None;
+        }
+        self.pending.remove(id).map(|p| p.waiter)
+    }
+
     /// Asks for the roster, which makes this resource "interested" (RFC 6121 §2.1.6):
     /// only then does the server deliver subscription approvals and roster pushes to it.
     pub async fn request_roster(&mut self) {
@@ -261,26 +298,25 @@ impl Session {
         set: bool,
         payload: Element,
     ) -> oneshot::Receiver<IqOutcome> {
-        self.next_id += 1;
-        let id = format!("jm{}", self.next_id);
+        let id = random_id();
         let iq = if set {
             Iq::Set {
                 from: None,
-                to,
+                to: to.clone(),
                 id: id.clone(),
                 payload,
             }
         } else {
             Iq::Get {
                 from: None,
-                to,
+                to: to.clone(),
                 id: id.clone(),
                 payload,
             }
         };
-        let (tx, rx) = oneshot::channel();
-        self.pending.retain(|_, w| !w.is_closed());
-        self.pending.insert(id, tx);
+        let (waiter, rx) = oneshot::channel();
+        self.pending.retain(|_, p| !p.waiter.is_closed());
+        self.pending.insert(id, PendingIq { to, waiter });
         self.send(iq).await;
         rx
     }
@@ -302,6 +338,14 @@ impl Session {
     }
 }
 
+/// Sleeps until `at`, or forever.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Hands the outcome of an IQ sent with [`Session::request`] to the bot's own channel from a
 /// small task, so the bot's loop never waits for an answer. A dropped waiter (stream reset)
 /// arrives as [`IqFailure::Lost`].
@@ -315,6 +359,48 @@ pub fn forward<T: Send + 'static>(
         let outcome = rx.await.unwrap_or(Err(IqFailure::Lost));
         let _ = tx.send(wrap(outcome));
     });
+}
+
+/// RFC 6120 §8.1.2.1: whether `from` may answer a request this session (`own`) sent to
+/// `asked`. The asked entity answers with its own address; a request with no `to` (or to our
+/// own bare JID) is answered by our account — its bare JID, the server's domain, this very
+/// session or no `from` at all. The server stamps `from` on everything it routes, so
+/// nobody else can pass for these.
+pub fn answered_by(own: &FullJid, asked: Option<&Jid>, from: Option<&Jid>) -> bool {
+    let to_own_account = match asked {
+        None => true,
+        Some(a) => a.resource().is_none() && a.to_bare() == own.to_bare(),
+    };
+    if !to_own_account {
+        return from == asked;
+    }
+    match from {
+        None => true,
+        Some(f) if f.node().is_none() && f.resource().is_none() => f.domain() == own.domain(),
+        Some(f) => match f.resource() {
+            None => f.to_bare() == own.to_bare(),
+            Some(_) => f.try_as_full().is_ok_and(|full| full == own),
+        },
+    }
+}
+
+/// An IQ id nobody can guess: 128 bits from the system's CSPRNG (through rustls's ring
+/// provider, already linked for TLS), so that a stranger cannot answer a request he did not
+/// see. Falls back to the randomly keyed std hasher if the system refuses randomness.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    if provider.secure_random.fill(&mut bytes).is_err() {
+        let (a, b) = (backoff::random_unit(), backoff::random_unit());
+        bytes[..8].copy_from_slice(&a.to_bits().to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_bits().to_le_bytes());
+    }
+    let mut id = String::with_capacity(34);
+    id.push_str("jm");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
 }
 
 /// Builds an IQ reply.
@@ -407,6 +493,76 @@ fn reconnector(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jid(s: &str) -> Jid {
+        Jid::new(s).unwrap()
+    }
+
+    #[test]
+    fn an_answer_comes_from_the_asked_entity() {
+        let own = FullJid::new("hub@example.org/hub").unwrap();
+        let peer = jid("c1@example.org/jabmon");
+        assert!(answered_by(&own, Some(&peer), Some(&peer)));
+        for other in [
+            "eve@example.org/jabmon",
+            "c1@example.org/other",
+            "c1@example.org",
+            "example.org",
+            "hub@example.org",
+        ] {
+            assert!(
+                !answered_by(&own, Some(&peer), Some(&jid(other))),
+                "{other}"
+            );
+        }
+        assert!(
+            !answered_by(&own, Some(&peer), None),
+            "no from: our server, not the peer"
+        );
+        let server = jid("example.org");
+        assert!(answered_by(&own, Some(&server), Some(&server)));
+        assert!(!answered_by(
+            &own,
+            Some(&server),
+            Some(&jid("eve@example.org"))
+        ));
+    }
+
+    #[test]
+    fn a_request_to_our_account_is_answered_by_it() {
+        let own = FullJid::new("hub@example.org/hub").unwrap();
+        for asked in [None, Some(jid("hub@example.org"))] {
+            for from in [
+                None,
+                Some("hub@example.org"),
+                Some("example.org"),
+                Some("hub@example.org/hub"),
+            ] {
+                let from = from.map(jid);
+                assert!(answered_by(&own, asked.as_ref(), from.as_ref()), "{from:?}");
+            }
+            for from in [
+                "eve@example.org",
+                "eve@example.org/hub",
+                "hub@example.org/other",
+                "other.org",
+                "example.org/x",
+                "hub@other.org",
+            ] {
+                assert!(
+                    !answered_by(&own, asked.as_ref(), Some(&jid(from))),
+                    "{from}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_unpredictable() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| random_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 34 && id.starts_with("jm")));
+    }
 
     #[test]
     fn reply_shapes() {
