@@ -122,22 +122,22 @@ mod severity_text {
     use jabmon_shared::payload::Severity;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(s: &Severity, ser: S) -> Result<S::Ok, S::Error> {
         ser.collect_str(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Severity, D::Error> {
         let text = String::deserialize(de)?;
         text.parse().map_err(serde::de::Error::custom)
     }
 }
 
 /// Message ids remembered for replies and reactions.
-pub const MAX_MESSAGES: usize = 1000;
+pub(crate) const MAX_MESSAGES: usize = 1000;
 /// Silences in force at once.
-pub const MAX_SILENCES: usize = 1000;
+pub(crate) const MAX_SILENCES: usize = 1000;
 /// Lines `alerts` lists before "and N more".
-pub const MAX_LISTED: usize = 30;
+pub(crate) const MAX_LISTED: usize = 30;
 
 /// Firing text of collector alerts: `🔥 web1 collector dead (collector) #5`.
 const COLLECTOR_FIRING: &str = "{icon} {host} {text} ({rule}) #{id}";
@@ -1457,7 +1457,8 @@ mod tests {
     use super::*;
     use crate::alerts::collector::{self, Signal};
     use crate::alerts::rule::{validate_rules, AlertingSection, RuleConfig};
-    use crate::collectors::{Change, Status};
+    use crate::collectors::Change;
+    use jabmon_shared::payload::CollectorState as Status;
     use jabmon_shared::payload::{Event, EventKind};
 
     const ROOM: &str = "ops@conference.example.org";
@@ -1881,7 +1882,7 @@ mod tests {
 
     fn status_change(from: Status, to: Status) -> Signal {
         collector::from_status(&Change {
-            jid: "web1@example.org".into(),
+            jid: "web1@example.org".parse().unwrap(),
             host: "web1".into(),
             from,
             to,
@@ -1905,10 +1906,10 @@ mod tests {
             out.extend(bodies(&b.on_collector(s, 0.0)));
         }
         let dead = crate::collectors::Change {
-            jid: "web1@example.org".into(),
+            jid: "web1@example.org".parse().unwrap(),
             host: "web1".into(),
-            from: crate::collectors::Status::Alive,
-            to: crate::collectors::Status::Dead,
+            from: jabmon_shared::payload::CollectorState::Alive,
+            to: jabmon_shared::payload::CollectorState::Dead,
         };
         out.extend(bodies(
             &b.on_collector(collector::from_status(&dead).unwrap(), 5.0),

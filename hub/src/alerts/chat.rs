@@ -13,7 +13,7 @@
 use thiserror::Error;
 
 use super::rule::{parse_secs, Route, RuleSpec};
-use crate::query::{parse_command, Limits, ParseError, QueryError};
+use crate::query::{parse_statement, Limits, ParseError, QueryError};
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -319,7 +319,7 @@ fn define(lx: &mut Lexer<'_>, limits: &Limits) -> Result<ChatCommand, ChatError>
     }
     let start = lx.pos;
     let query = &lx.src[start..];
-    if let Err(e) = parse_command(query, limits) {
+    if let Err(e) = parse_statement(query, limits) {
         let offset = lx.column(start) - 1;
         let (column, message) = match e {
             QueryError::Parse(ParseError::Expected {

@@ -6,7 +6,8 @@
 
 use jabmon_shared::payload::{Event, EventKind, Severity};
 
-use crate::collectors::{Change, Status};
+use crate::collectors::Change;
+use jabmon_shared::payload::CollectorState as Status;
 
 /// Source name of collector up/down alerts.
 pub const COLLECTOR: &str = "collector";
@@ -106,7 +107,7 @@ pub fn from_status(change: &Change) -> Option<Signal> {
             value: None,
             text: "collector dead".to_owned(),
         }),
-        (Status::Dead, to) if to.alive() == 1.0 => Some(Signal::Resolve {
+        (Status::Dead, to) if to.is_alive() => Some(Signal::Resolve {
             source: COLLECTOR,
             series: change.host.clone(),
             value: None,
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn dead_opens_and_life_resolves() {
         let change = |from, to| Change {
-            jid: "web1@x".into(),
+            jid: "web1@x".parse().unwrap(),
             host: "web1".into(),
             from,
             to,

@@ -7,7 +7,7 @@ use jabmon_shared::payload::Severity;
 use serde::{Deserialize, Serialize};
 
 use super::format::{self, Template};
-use crate::query::{parse_command, Command, Limits};
+use crate::query::{parse_statement, Limits, Statement};
 
 /// Where an alert's messages go: users (1:1 chat) and MUC rooms (groupchat), bare JIDs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,8 +161,8 @@ impl RuleSpec {
         if let Err(e) = check_name(&self.name) {
             problems.push(format!("{at} {e}"));
         }
-        let (proc, regex) = match parse_command(&self.query, limits) {
-            Ok(Command::Register { proc, regex, .. }) => (proc.to_string(), regex),
+        let (proc, regex) = match parse_statement(&self.query, limits) {
+            Ok(Statement::Register { proc, regex, .. }) => (proc.to_string(), regex),
             Ok(_) => {
                 problems.push(format!("{at} query must be SELECT <proc> FROM <regex>"));
                 (String::new(), String::new())
