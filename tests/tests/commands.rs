@@ -8,7 +8,7 @@ use jabmon_shared::payload::{EventKind, Severity};
 use jabmon_shared::session::{Incoming, IqFailure, IqOutcome};
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{pep, Prosody, TestClient};
+use jabmon_tests::{pep, server_matrix, Kind, Server, TestClient};
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
 use xmpp_parsers::disco::{DiscoItemsQuery, DiscoItemsResult};
@@ -19,7 +19,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 const NS: &str = "http://jabber.org/protocol/commands";
 
 struct Setup {
-    server: Prosody,
+    server: Server,
     bot: InProcess,
     marker: std::path::PathBuf,
 }
@@ -28,8 +28,8 @@ fn full() -> Jid {
     Jid::new("web1@localhost/jabmon").unwrap()
 }
 
-async fn setup(publish_interval: &str) -> Setup {
-    let server = Prosody::start();
+async fn setup(kind: Kind, publish_interval: &str) -> Setup {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("ops", "pw-ops");
     server.register("alice", "pw-alice");
@@ -140,9 +140,12 @@ async fn command_nodes(c: &mut TestClient) -> Vec<String> {
     items.items.into_iter().filter_map(|i| i.node).collect()
 }
 
-#[tokio::test]
-async fn admins_see_everything_subscribers_only_status() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    admins_see_everything_subscribers_only_status
+);
+async fn admins_see_everything_subscribers_only_status(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
     assert_eq!(
@@ -183,9 +186,12 @@ async fn admins_see_everything_subscribers_only_status() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn reboot_confirm_sessions_cancel_and_events() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    reboot_confirm_sessions_cancel_and_events
+);
+async fn reboot_confirm_sessions_cancel_and_events(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(&mut ops, &["urn:jabmon:events:0+notify"]).await;
 
@@ -292,9 +298,12 @@ async fn reboot_confirm_sessions_cancel_and_events() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn shell_runs_times_out_and_never_blocks_the_bot() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    shell_runs_times_out_and_never_blocks_the_bot
+);
+async fn shell_runs_times_out_and_never_blocks_the_bot(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let first = exec(&mut ops, "shell").await;
     let options: Vec<_> = first.form.as_ref().unwrap().fields[0]
@@ -346,9 +355,12 @@ async fn shell_runs_times_out_and_never_blocks_the_bot() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn thresholds_validate_apply_and_drive_presence() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    thresholds_validate_apply_and_drive_presence
+);
+async fn thresholds_validate_apply_and_drive_presence(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(&mut ops, &[]).await;
     let first = exec(&mut ops, "thresholds").await;
@@ -421,9 +433,12 @@ async fn thresholds_validate_apply_and_drive_presence() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
-    let s = setup("1s").await;
+server_matrix!(
+    #[tokio::test]
+    stats_reach_a_notify_subscriber_without_pubsub_subscription
+);
+async fn stats_reach_a_notify_subscriber_without_pubsub_subscription(kind: Kind) {
+    let s = setup(kind, "1s").await;
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
     subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
     let stats = alice
@@ -444,9 +459,12 @@ async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn disk_threshold_warns_once_and_clears_once() {
-    let s = setup("1s").await;
+server_matrix!(
+    #[tokio::test]
+    disk_threshold_warns_once_and_clears_once
+);
+async fn disk_threshold_warns_once_and_clears_once(kind: Kind) {
+    let s = setup(kind, "1s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(
         &mut ops,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use serde_json::Value;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
@@ -15,13 +15,13 @@ use xmpp_parsers::message::{Message, MessageType};
 const HUB: &str = "hub@localhost";
 
 struct Net {
-    server: Prosody,
+    server: Server,
     collector: Process,
 }
 
 /// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
-fn network() -> Net {
-    let server = Prosody::start();
+fn network(kind: Kind) -> Net {
+    let server = Server::start(kind);
     for (u, p) in [
         ("hub", "pw-hub"),
         ("web1", "pw-web1"),
@@ -42,7 +42,7 @@ fn network() -> Net {
     Net { server, collector }
 }
 
-fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
+fn hub_config(server: &Server, storage: &str) -> std::path::PathBuf {
     let state = server.scratch().join("hub-state.json");
     hub_toml(
         server,
@@ -53,7 +53,7 @@ fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
     )
 }
 
-async fn user(server: &Prosody, name: &str) -> TestClient {
+async fn user(server: &Server, name: &str) -> TestClient {
     let mut c =
         TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
     c.available().await;
@@ -94,9 +94,12 @@ async fn next_event(c: &mut TestClient, key: &str, limit: Duration) -> Value {
     .await
 }
 
-#[tokio::test]
-async fn queries_isolation_limits_and_delete() {
-    let net = network();
+server_matrix!(
+    #[tokio::test]
+    queries_isolation_limits_and_delete
+);
+async fn queries_isolation_limits_and_delete(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
     let mut u1 = user(&net.server, "u1").await;
     let mut u2 = user(&net.server, "u2").await;
@@ -215,9 +218,12 @@ async fn collector_status(c: &mut TestClient) -> Option<String> {
     field(&DiscoInfoResult::try_from(el).ok()?, "status")
 }
 
-#[tokio::test]
-async fn a_killed_collector_is_dead_within_30s() {
-    let net = network();
+server_matrix!(
+    #[tokio::test]
+    a_killed_collector_is_dead_within_30s
+);
+async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
     let mut u1 = user(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
@@ -247,8 +253,8 @@ async fn a_killed_collector_is_dead_within_30s() {
     hub.stop().await;
 }
 
-async fn restart_keeps_registrations(storage: &str) {
-    let net = network();
+async fn restart_keeps_registrations(kind: Kind, storage: &str) {
+    let net = network(kind);
     let cfg = hub_config(&net.server, storage);
     let mut u1 = user(&net.server, "u1").await;
     let mut hub = Process::start("jabmon-hub", &cfg);
@@ -293,21 +299,30 @@ async fn restart_keeps_registrations(storage: &str) {
     drop(hub);
 }
 
-#[tokio::test]
-async fn registrations_survive_a_restart_with_pep_storage() {
-    restart_keeps_registrations("pep").await;
+server_matrix!(
+    #[tokio::test]
+    registrations_survive_a_restart_with_pep_storage
+);
+async fn registrations_survive_a_restart_with_pep_storage(kind: Kind) {
+    restart_keeps_registrations(kind, "pep").await;
 }
 
-#[tokio::test]
-async fn registrations_survive_a_restart_with_file_storage() {
-    restart_keeps_registrations("file").await;
+server_matrix!(
+    #[tokio::test]
+    registrations_survive_a_restart_with_file_storage
+);
+async fn registrations_survive_a_restart_with_file_storage(kind: Kind) {
+    restart_keeps_registrations(kind, "file").await;
 }
 
+server_matrix!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    flooders_and_offline_users_do_not_delay_others
+);
 /// A user flooding queries and a user who went offline with a busy registration must not
 /// delay U1's events. Prints the gaps it measured.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flooders_and_offline_users_do_not_delay_others() {
-    let net = network();
+async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
     let mut u1 = user(&net.server, "u1").await;
     let mut u3 = user(&net.server, "u3").await;
@@ -370,11 +385,14 @@ async fn futures_now(c: &mut TestClient) -> Option<Option<()>> {
         .map(Some)
 }
 
+server_matrix!(
+    #[tokio::test]
+    forged_pep_notifications_are_ignored
+);
 /// A user cannot inject stats by sending a pubsub event payload from their own client: only
 /// the server's notifications (from a bare JID) count.
-#[tokio::test]
-async fn forged_pep_notifications_are_ignored() {
-    let net = network();
+async fn forged_pep_notifications_are_ignored(kind: Kind) {
+    let net = network(kind);
     // The usual deployment: collectors and users in one domain.
     let state = net.server.scratch().join("hub.json");
     let hub = InProcess::hub(&hub_toml(

@@ -8,14 +8,17 @@ use std::time::Duration;
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use minidom::Element;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 
-#[tokio::test]
-async fn odd_stanzas_do_not_disconnect_the_collector() {
-    let server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    odd_stanzas_do_not_disconnect_the_collector
+);
+async fn odd_stanzas_do_not_disconnect_the_collector(kind: Kind) {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("alice", "pw-alice");
     let cfg = collector_toml(

@@ -1,4 +1,4 @@
-//! Measures a bot's footprint against a private Prosody: RSS (VmRSS, sampled every second)
+//! Measures a bot's footprint against a private Prosody (or ejabberd with `--server ejabberd`): RSS (VmRSS, sampled every second)
 //! and CPU (utime + stime over the whole run), the way docs/performance.md reports them.
 //!
 //!     cargo build --release --bins && target/release/jabmon-footprint --seconds 300 [--tls]
@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use jabmon_tests::bots::{collector_toml, Process};
-use jabmon_tests::Prosody;
+use jabmon_tests::{Kind, Server};
 
 fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
@@ -34,7 +34,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 fn main() {
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(300);
     let interval = arg("--sample-interval").unwrap_or_else(|| "1s".into());
-    let server = Prosody::start();
+    let server = Server::start(Kind::from_args());
     server.register("web1", "pw");
     let cfg = collector_toml(&server, "web1", "pw",
         &format!("[access]\nsubscribers = [\"@localhost\"]\n[collector]\nsample_interval = \"{interval}\"\n[log]\nlevel = \"warn\"\n"));
