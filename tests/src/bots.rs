@@ -129,6 +129,9 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of {} ---\n{}", self.stderr.display(), self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -229,6 +229,9 @@ impl Ejabberd {
 
 impl Drop for Ejabberd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
         self.stop();
     }
 }
@@ -250,7 +253,8 @@ fn ctl_config_text(dir: &Path, node: &str, dist_port: u16) -> String {
 fn config_text(dir: &Path, port: u16, tls_port: u16, http_port: u16) -> String {
     let d = dir.display();
     format!(
-        r#"# jabmon test server (generated)
+        r#"# jabmon test server (generated). mod_offline as in Prosody, where it is always loaded: a
+# message to a bot that is still connecting waits for it.
 hosts: [localhost]
 loglevel: info
 log_rotate_count: 0
@@ -264,6 +268,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     max_stanza_size: 262144
+    starttls: true
   - port: {tls_port}
     ip: "127.0.0.1"
     module: ejabberd_c2s
@@ -292,6 +297,7 @@ modules:
   mod_caps: {{}}
   mod_disco: {{}}
   mod_http_api: {{}}
+  mod_offline: {{}}
   mod_ping: {{}}
   mod_private: {{}}
   mod_pubsub:

@@ -157,6 +157,9 @@ impl Prosody {
 
 impl Drop for Prosody {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
         self.stop();
     }
 }
