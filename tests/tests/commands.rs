@@ -175,12 +175,34 @@ async fn admins_see_everything_subscribers_only_status(kind: Kind) {
     // status: one stage, completed, every metric, the summary as a note.
     let status = exec(&mut alice, "status").await;
     assert_eq!(status.status.as_deref(), Some("completed"));
+    // The note is the presence summary, `load 0.52 0.58 0.59 · cpu 3% · mem 41%`, made from
+    // the same table as the form.
+    let note = &status.notes[0].text;
+    let parts: Vec<&str> = note.split(" · ").collect();
+    assert_eq!(parts.len(), 3, "{note}");
+    let loads: Vec<f64> = parts[0]
+        .strip_prefix("load ")
+        .unwrap_or_else(|| panic!("{note}"))
+        .split(' ')
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{note}")))
+        .collect();
+    assert_eq!(loads.len(), 3, "{note}");
+    for (part, name) in [(parts[1], "cpu "), (parts[2], "mem ")] {
+        let pct = part
+            .strip_prefix(name)
+            .and_then(|p| p.strip_suffix('%'))
+            .and_then(|p| p.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{note}"));
+        assert!((0.0..=100.0).contains(&pct), "{note}");
+    }
+    let shortterm: f64 = value(&status, "load.load.shortterm")
+        .expect("load.load.shortterm")
+        .parse()
+        .unwrap();
     assert!(
-        status.notes[0].text.starts_with("load ")
-            || status.notes[0].text.is_empty()
-            || status.notes[0].text.contains("cpu")
+        (loads[0] - shortterm).abs() <= 0.006,
+        "{note} vs {shortterm}"
     );
-    assert!(value(&status, "load.load.shortterm").is_some());
     assert!(value(&status, "threshold.load_busy").is_some());
     assert!(!s.marker.exists(), "a refused reboot ran nothing");
     s.bot.stop().await;

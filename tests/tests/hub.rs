@@ -11,6 +11,7 @@ use serde_json::Value;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 const HUB: &str = "hub@localhost";
 
@@ -60,6 +61,33 @@ async fn user(server: &Server, name: &str) -> TestClient {
     c
 }
 
+/// A user with a presence subscription to the hub, once the hub is available. A chat sent to
+/// a bot that is bound but not yet available is held offline; on ejabberd one sent in the
+/// very instant the bot becomes available can stay there until its next login (Prosody hands
+/// it over). So users query a hub they see online, as a roster shows it.
+async fn user_of_hub(server: &Server, name: &str) -> TestClient {
+    let mut c = user(server, name).await;
+    c.session
+        .send(Presence::subscribe().with_to(Jid::new(HUB).unwrap()))
+        .await;
+    hub_online(&mut c).await;
+    c
+}
+
+/// Waits for the hub's available presence.
+async fn hub_online(c: &mut TestClient) {
+    c.next_matching(WAIT, "the hub's available presence", |e| match e {
+        Incoming::Presence(p)
+            if p.type_ == PresenceType::None
+                && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+}
+
 fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
     let Incoming::Message(m) = e else { return None };
     let from = m.from.as_ref()?.to_bare().to_string();
@@ -101,7 +129,7 @@ server_matrix!(
 async fn queries_isolation_limits_and_delete(kind: Kind) {
     let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let mut u2 = user(&net.server, "u2").await;
     let mut eve = user(&net.server, "eve").await;
 
@@ -225,7 +253,7 @@ server_matrix!(
 async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
     let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
     let key = r["results"]["key"].as_str().unwrap().to_string();
     // Up first (the registry learns it from presence and caps); a loaded test machine may
@@ -256,8 +284,8 @@ async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
 async fn restart_keeps_registrations(kind: Kind, storage: &str) {
     let net = network(kind);
     let cfg = hub_config(&net.server, storage);
-    let mut u1 = user(&net.server, "u1").await;
     let mut hub = Process::start("jabmon-hub", &cfg);
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
     assert_eq!(r["status"], 200, "{r}; hub log:\n{}", hub.log());
     let key = r["results"]["key"].as_str().unwrap().to_string();
@@ -280,9 +308,21 @@ async fn restart_keeps_registrations(kind: Kind, storage: &str) {
     };
     assert!(status.success(), "{status}: {}", hub.log());
     drop(hub);
+    // The old hub's presence ends here: what comes after it is the new hub's.
+    u1.next_matching(WAIT, "the hub's unavailable presence", |e| match e {
+        Incoming::Presence(p)
+            if p.type_ == PresenceType::Unavailable
+                && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
     u1.clear();
 
     let hub = Process::start("jabmon-hub", &cfg);
+    hub_online(&mut u1).await;
     let list = query(&mut u1, "SELECT * FROM leela.xmpp;").await;
     assert_eq!(list["status"], 200, "{list}; hub log:\n{}", hub.log());
     let mut keys: Vec<&str> = list["results"]
@@ -324,8 +364,8 @@ server_matrix!(
 async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
     let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
-    let mut u3 = user(&net.server, "u3").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
+    let mut u3 = user_of_hub(&net.server, "u3").await;
     // U3 registers every metric of web1 (~70 events a second), then goes offline.
     let r = query(&mut u3, r"SELECT id FROM ^web1\.;").await;
     assert_eq!(r["status"], 200, "{r}");
@@ -399,7 +439,7 @@ async fn forged_pep_notifications_are_ignored(kind: Kind) {
         &net.server,
         &format!("[access]\ncollectors = [\"@localhost\"]\nusers = [\"@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n", state.display()),
     ));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"]
         .as_str()
         .unwrap()
