@@ -122,12 +122,20 @@ async fn subscribe(c: &mut TestClient, features: &[&str]) {
     c.session
         .send(Presence::subscribe().with_to(bare.clone()))
         .await;
+    c.next_matching(WAIT, "the collector's approval", |e| match e {
+        Incoming::Presence(p) if p.type_ == PresenceType::Subscribed => Some(()),
+        _ => None,
+    })
+    .await;
     c.next_matching(WAIT, "subscribe back", |e| match e {
         Incoming::Presence(p) if p.type_ == PresenceType::Subscribe => Some(()),
         _ => None,
     })
     .await;
     c.session.send(Presence::subscribed().with_to(bare)).await;
+    // ejabberd takes `+notify` interest only from presence sent after the publisher approved
+    // the subscription: send it again, as the bots do on `subscribed`.
+    c.advertise(features).await;
 }
 
 async fn command_nodes(c: &mut TestClient) -> Vec<String> {
