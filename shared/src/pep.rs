@@ -50,12 +50,18 @@ pub fn latest_items(node: &str, max: u32) -> Element {
     PubSub::Items(items).into()
 }
 
-/// The payloads of an items result, newest last as the server sends them.
+/// The payloads of an items result, newest last as the server sends them. Only the `<items/>`
+/// child is read: ejabberd puts an XEP-0059 `<set/>` beside it, which `PubSub` parsing
+/// refuses as a whole.
 pub fn item_payloads(result: Element) -> Vec<Element> {
-    match PubSub::try_from(result) {
-        Ok(PubSub::Items(items)) => items.items.into_iter().filter_map(|i| i.payload).collect(),
-        _ => vec![],
+    if !result.is("pubsub", xmpp_parsers::ns::PUBSUB) {
+        return vec![];
     }
+    result
+        .get_child("items", xmpp_parsers::ns::PUBSUB)
+        .and_then(|items| Items::try_from(items.clone()).ok())
+        .map(|items| items.items.into_iter().filter_map(|i| i.payload).collect())
+        .unwrap_or_default()
 }
 
 /// ejabberd refuses publish-options it does not know (`pubsub#max_items`) with
@@ -103,6 +109,18 @@ mod tests {
         );
         let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:jabmon:stats:0'><item id='current'><stats xmlns='urn:jabmon:stats:0' host='h' timestamp='1'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#max_items'><value>1</value></field><field var='pubsub#access_model'><value>presence</value></field></x></publish-options></pubsub>".parse().unwrap();
         assert_eq!(el, expected);
+    }
+
+    #[test]
+    fn item_payloads_beside_an_rsm_set() {
+        // ejabberd 23.01's answer to `latest_items`, verbatim.
+        let ejabberd: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><set xmlns='http://jabber.org/protocol/rsm'><count>1</count><first index='0'>2026-12-02T00:03:54.925480Z</first><last>2026-12-02T00:03:54.925480Z</last></set><items node='n'><item id='current'><p xmlns='urn:x'/></item></items></pubsub>".parse().unwrap();
+        let want: Element = "<p xmlns='urn:x'/>".parse().unwrap();
+        assert_eq!(item_payloads(ejabberd), vec![want.clone()]);
+        let prosody: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'><item id='current'><p xmlns='urn:x'/></item></items></pubsub>".parse().unwrap();
+        assert_eq!(item_payloads(prosody), vec![want]);
+        let other: Element = "<query xmlns='jabber:iq:version'/>".parse().unwrap();
+        assert!(item_payloads(other).is_empty());
     }
 
     #[test]

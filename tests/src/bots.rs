@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::Prosody;
+use crate::Server;
 
 /// Writes a collector config for `jid` on `server` (plaintext to loopback) plus `extra` TOML
 /// (appended verbatim; sections must not repeat the generated ones).
-pub fn collector_toml(server: &Prosody, user: &str, password: &str, sections: &str) -> PathBuf {
+pub fn collector_toml(server: &Server, user: &str, password: &str, sections: &str) -> PathBuf {
     let path = server.scratch().join(format!("{user}.toml"));
     let text = format!(
         "[xmpp]\njid = \"{user}@localhost\"\npassword = \"{password}\"\nresource = \"jabmon\"\nserver = \"{}\"\ntls = \"none\"\n\n{sections}\n",
@@ -22,7 +22,7 @@ pub fn collector_toml(server: &Prosody, user: &str, password: &str, sections: &s
 }
 
 /// Writes a hub config (`hub@localhost`, plaintext to loopback) plus `sections`.
-pub fn hub_toml(server: &Prosody, sections: &str) -> PathBuf {
+pub fn hub_toml(server: &Server, sections: &str) -> PathBuf {
     let path = server.scratch().join("hub.toml");
     let text = format!(
         "[xmpp]\njid = \"hub@localhost\"\npassword = \"pw-hub\"\nresource = \"hub\"\nserver = \"{}\"\ntls = \"none\"\n\n{sections}\n",
@@ -129,6 +129,9 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of {} ---\n{}", self.stderr.display(), self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,4 +1,4 @@
-//! A test client: a real XMPP account on the test Prosody, driven through the project's own
+//! A test client: a real XMPP account on the test server, driven through the project's own
 //! session layer (the same code the bots run on).
 
 use std::collections::VecDeque;
@@ -10,20 +10,20 @@ use minidom::Element;
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Presence;
 
-use crate::Prosody;
+use crate::Server;
 
 /// Default time a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Settings for a session to the test server.
-pub fn xmpp_config(server: &Prosody, jid: &str, password: &str, resource: &str) -> XmppConfig {
+pub fn xmpp_config(server: &Server, jid: &str, password: &str, resource: &str) -> XmppConfig {
     XmppConfig {
         jid: BareJid::new(jid).expect("test JID"),
         resource: resource.to_string(),
         password: Secret::new(password),
         server: ServerAddr::Explicit {
             host: "127.0.0.1".into(),
-            port: server.port,
+            port: server.port(),
         },
         tls: TlsMode::None,
         ca_file: None,
@@ -45,7 +45,7 @@ pub const TEST_CAPS_NODE: &str = "urn:jabmon:test";
 
 impl TestClient {
     /// Connects `jid` (already registered) and waits until it is online.
-    pub async fn connect(server: &Prosody, jid: &str, password: &str) -> Self {
+    pub async fn connect(server: &Server, jid: &str, password: &str) -> Self {
         Self::connect_with(xmpp_config(server, jid, password, "test")).await
     }
 

@@ -1,18 +1,25 @@
-//! The integration-test harness: a private Prosody per test, test clients on the project's own
-//! session layer, and helpers to run the bots in-process or as processes.
+//! The integration-test harness: a private server per test — Prosody or ejabberd — test
+//! clients on the project's own session layer, and helpers to run the bots in-process or as
+//! processes.
 //!
-//! Every test that needs a server calls [`Prosody::start`]: the Debian `prosody` binary, its
-//! own temp directory (config, data, log, pid), a free loopback port, accounts written
-//! straight into its data store (instant, versus ~60 ms per `prosodyctl register`). The
-//! server is stopped by its own PID when the handle drops.
+//! Every test that needs a server calls [`Server::start`] with a [`Kind`], and
+//! [`server_matrix!`] runs one test body against both. Each server gets its own temp directory
+//! (config, data, log, pid, private CA) and free loopback ports, and is stopped by its own PID
+//! when the handle drops:
+//! - [`prosody`]: the Debian `prosody` binary; accounts are written straight into its data
+//!   store (instant, versus ~60 ms per `prosodyctl register`).
+//! - [`ejabberd`]: `ejabberdctl --config-dir` with its own Erlang node, cookie and
+//!   distribution port; accounts through its HTTP API.
 
 pub mod bots;
 pub mod client;
+pub mod ejabberd;
 pub mod pep;
 pub mod prosody;
+pub mod server;
 
 pub use client::TestClient;
-pub use prosody::Prosody;
+pub use server::{Kind, Server};
 
 use std::future::Future;
 use std::time::Duration;

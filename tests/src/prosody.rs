@@ -1,14 +1,12 @@
 //! A private Prosody on a free loopback port.
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The XMPP domain of every test server.
-pub const DOMAIN: &str = "localhost";
+use crate::server::{free_port, is_root, write_test_ca, DOMAIN};
 
 /// A running Prosody; stopped (by PID) on drop.
 pub struct Prosody {
@@ -20,34 +18,8 @@ pub struct Prosody {
     config: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn is_root() -> bool {
-    // The data directory must belong to the `prosody` user when we are root (Prosody drops
-    // privileges to it and refuses to run as root).
-    fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
 fn chown_prosody(path: &Path) {
-    if is_root() {
-        let ok = Command::new("chown")
-            .arg("-R")
-            .arg("prosody:prosody")
-            .arg(path)
-            .status();
-        assert!(
-            ok.map(|s| s.success()).unwrap_or(false),
-            "chown prosody {}",
-            path.display()
-        );
-    }
+    crate::server::chown(path, "prosody");
 }
 
 impl Prosody {
@@ -77,7 +49,7 @@ impl Prosody {
             tls_port,
             config,
         };
-        p.tls_files();
+        write_test_ca(p.dir.path());
         chown_prosody(p.dir.path());
         p.spawn();
         p
@@ -135,21 +107,9 @@ impl Prosody {
         fs::read_to_string(self.dir.path().join("prosody.log")).unwrap_or_default()
     }
 
-    /// `host:port` for `[xmpp] server`.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The PEM file of the test CA (for `ca_file`).
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// A directory for the test's own files (configs, markers).
-    pub fn scratch(&self) -> PathBuf {
-        let d = self.dir.path().join("scratch");
-        fs::create_dir_all(&d).expect("scratch dir");
-        d
+    /// Its temp directory (config, data, log, CA).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Creates an account `user@localhost` (written into the data store; no restart needed).
@@ -193,77 +153,13 @@ impl Prosody {
         self.stop();
         self.spawn();
     }
-
-    /// Generates a small CA and a CA:FALSE leaf for `localhost` (rustls rejects a bare
-    /// self-signed CA certificate as a server certificate).
-    fn tls_files(&mut self) {
-        let d = self.dir.path();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=jabmon test CA",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "localhost.key",
-            "-out",
-            "localhost.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        fs::write(d.join("leaf.ext"), "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "localhost.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "localhost.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ]);
-    }
 }
 
 impl Drop for Prosody {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
         self.stop();
     }
 }

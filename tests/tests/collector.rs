@@ -7,7 +7,7 @@ use std::time::Duration;
 use jabmon_shared::session::{Incoming, IqFailure};
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use minidom::Element;
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult};
@@ -93,9 +93,12 @@ fn field<'a>(info: &'a DiscoInfoResult, var: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-#[tokio::test]
-async fn subscription_caps_and_disco() {
-    let server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    subscription_caps_and_disco
+);
+async fn subscription_caps_and_disco(kind: Kind) {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     let sub = server.register("alice", "pw-alice");
     let stranger = server.register("mallory", "pw-mallory");
@@ -262,12 +265,15 @@ fn base64_of(bytes: &[u8]) -> String {
     xmpp_parsers::hashes::Hash::new(xmpp_parsers::hashes::Algo::Sha_1, bytes.to_vec()).to_base64()
 }
 
+server_matrix!(
+    #[tokio::test]
+    presence_shows_busy_and_critical_load
+);
 /// Presence follows load: thresholds set below this machine's load give away, then dnd.
-#[tokio::test]
-async fn presence_shows_busy_and_critical_load() {
+async fn presence_shows_busy_and_critical_load(kind: Kind) {
     use xmpp_parsers::presence::Show;
     let _burn = jabmon_tests::Burner::start();
-    let server = Prosody::start();
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     let sub = server.register("alice", "pw-alice");
     let mut alice = TestClient::connect(&server, &sub, "pw-alice").await;

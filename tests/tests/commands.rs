@@ -10,7 +10,7 @@ use jabmon_shared::payload::{EventKind, Severity};
 use jabmon_shared::session::{Incoming, IqFailure, IqOutcome};
 use jabmon_tests::bots::{collector_toml, InProcess};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{pep, Prosody, TestClient};
+use jabmon_tests::{pep, server_matrix, Kind, Server, TestClient};
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
 use xmpp_parsers::disco::{DiscoItemsQuery, DiscoItemsResult};
@@ -21,7 +21,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 const NS: &str = "http://jabber.org/protocol/commands";
 
 struct Setup {
-    server: Prosody,
+    server: Server,
     bot: InProcess,
     marker: std::path::PathBuf,
 }
@@ -30,8 +30,8 @@ fn full() -> Jid {
     Jid::new("web1@localhost/jabmon").unwrap()
 }
 
-async fn setup(publish_interval: &str) -> Setup {
-    let server = Prosody::start();
+async fn setup(kind: Kind, publish_interval: &str) -> Setup {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("ops", "pw-ops");
     server.register("alice", "pw-alice");
@@ -124,12 +124,20 @@ async fn subscribe(c: &mut TestClient, features: &[&str]) {
     c.session
         .send(Presence::subscribe().with_to(bare.clone()))
         .await;
+    c.next_matching(WAIT, "the collector's approval", |e| match e {
+        Incoming::Presence(p) if p.type_ == PresenceType::Subscribed => Some(()),
+        _ => None,
+    })
+    .await;
     c.next_matching(WAIT, "subscribe back", |e| match e {
         Incoming::Presence(p) if p.type_ == PresenceType::Subscribe => Some(()),
         _ => None,
     })
     .await;
     c.session.send(Presence::subscribed().with_to(bare)).await;
+    // ejabberd takes `+notify` interest only from presence sent after the publisher approved
+    // the subscription: send it again, as the bots do on `subscribed`.
+    c.advertise(features).await;
 }
 
 async fn command_nodes(c: &mut TestClient) -> Vec<String> {
@@ -142,9 +150,12 @@ async fn command_nodes(c: &mut TestClient) -> Vec<String> {
     items.items.into_iter().filter_map(|i| i.node).collect()
 }
 
-#[tokio::test]
-async fn admins_see_everything_subscribers_only_status() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    admins_see_everything_subscribers_only_status
+);
+async fn admins_see_everything_subscribers_only_status(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
     assert_eq!(
@@ -174,20 +185,45 @@ async fn admins_see_everything_subscribers_only_status() {
     // status: one stage, completed, every metric, the summary as a note.
     let status = exec(&mut alice, "status").await;
     assert_eq!(status.status.as_deref(), Some("completed"));
+    // The note is the presence summary, `load 0.52 0.58 0.59 · cpu 3% · mem 41%`, made from
+    // the same table as the form.
+    let note = &status.notes[0].text;
+    let parts: Vec<&str> = note.split(" · ").collect();
+    assert_eq!(parts.len(), 3, "{note}");
+    let loads: Vec<f64> = parts[0]
+        .strip_prefix("load ")
+        .unwrap_or_else(|| panic!("{note}"))
+        .split(' ')
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{note}")))
+        .collect();
+    assert_eq!(loads.len(), 3, "{note}");
+    for (part, name) in [(parts[1], "cpu "), (parts[2], "mem ")] {
+        let pct = part
+            .strip_prefix(name)
+            .and_then(|p| p.strip_suffix('%'))
+            .and_then(|p| p.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{note}"));
+        assert!((0.0..=100.0).contains(&pct), "{note}");
+    }
+    let shortterm: f64 = value(&status, "load.load.shortterm")
+        .expect("load.load.shortterm")
+        .parse()
+        .unwrap();
     assert!(
-        status.notes[0].text.starts_with("load ")
-            || status.notes[0].text.is_empty()
-            || status.notes[0].text.contains("cpu")
+        (loads[0] - shortterm).abs() <= 0.006,
+        "{note} vs {shortterm}"
     );
-    assert!(value(&status, "load.load.shortterm").is_some());
     assert!(value(&status, "threshold.load_busy").is_some());
     assert!(!s.marker.exists(), "a refused reboot ran nothing");
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn reboot_confirm_sessions_cancel_and_events() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    reboot_confirm_sessions_cancel_and_events
+);
+async fn reboot_confirm_sessions_cancel_and_events(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(&mut ops, &["urn:jabmon:events:0+notify"]).await;
 
@@ -294,9 +330,12 @@ async fn reboot_confirm_sessions_cancel_and_events() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn shell_runs_times_out_and_never_blocks_the_bot() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    shell_runs_times_out_and_never_blocks_the_bot
+);
+async fn shell_runs_times_out_and_never_blocks_the_bot(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     let first = exec(&mut ops, "shell").await;
     let options: Vec<_> = first.form.as_ref().unwrap().fields[0]
@@ -348,9 +387,12 @@ async fn shell_runs_times_out_and_never_blocks_the_bot() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn thresholds_validate_apply_and_drive_presence() {
-    let s = setup("10s").await;
+server_matrix!(
+    #[tokio::test]
+    thresholds_validate_apply_and_drive_presence
+);
+async fn thresholds_validate_apply_and_drive_presence(kind: Kind) {
+    let s = setup(kind, "10s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(&mut ops, &[]).await;
     let first = exec(&mut ops, "thresholds").await;
@@ -423,9 +465,12 @@ async fn thresholds_validate_apply_and_drive_presence() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
-    let s = setup("1s").await;
+server_matrix!(
+    #[tokio::test]
+    stats_reach_a_notify_subscriber_without_pubsub_subscription
+);
+async fn stats_reach_a_notify_subscriber_without_pubsub_subscription(kind: Kind) {
+    let s = setup(kind, "1s").await;
     let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
     subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
     let stats = alice
@@ -446,9 +491,12 @@ async fn stats_reach_a_notify_subscriber_without_pubsub_subscription() {
     s.bot.stop().await;
 }
 
-#[tokio::test]
-async fn disk_threshold_warns_once_and_clears_once() {
-    let s = setup("1s").await;
+server_matrix!(
+    #[tokio::test]
+    disk_threshold_warns_once_and_clears_once
+);
+async fn disk_threshold_warns_once_and_clears_once(kind: Kind) {
+    let s = setup(kind, "1s").await;
     let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
     subscribe(
         &mut ops,

@@ -8,22 +8,23 @@ use std::time::{Duration, Instant};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use serde_json::Value;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 const HUB: &str = "hub@localhost";
 
 struct Net {
-    server: Prosody,
+    server: Server,
     collector: Process,
 }
 
 /// Prosody, accounts, a collector process publishing every second and subscribed to the hub.
-fn network() -> Net {
-    let server = Prosody::start();
+fn network(kind: Kind) -> Net {
+    let server = Server::start(kind);
     for (u, p) in [
         ("hub", "pw-hub"),
         ("web1", "pw-web1"),
@@ -44,7 +45,7 @@ fn network() -> Net {
     Net { server, collector }
 }
 
-fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
+fn hub_config(server: &Server, storage: &str) -> std::path::PathBuf {
     let state = server.scratch().join("hub-state.json");
     hub_toml(
         server,
@@ -55,11 +56,38 @@ fn hub_config(server: &Prosody, storage: &str) -> std::path::PathBuf {
     )
 }
 
-async fn user(server: &Prosody, name: &str) -> TestClient {
+async fn user(server: &Server, name: &str) -> TestClient {
     let mut c =
         TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
     c.available().await;
     c
+}
+
+/// A user with a presence subscription to the hub, once the hub is available. A chat sent to
+/// a bot that is bound but not yet available is held offline; on ejabberd one sent in the
+/// very instant the bot becomes available can stay there until its next login (Prosody hands
+/// it over). So users query a hub they see online, as a roster shows it.
+async fn user_of_hub(server: &Server, name: &str) -> TestClient {
+    let mut c = user(server, name).await;
+    c.session
+        .send(Presence::subscribe().with_to(Jid::new(HUB).unwrap()))
+        .await;
+    hub_online(&mut c).await;
+    c
+}
+
+/// Waits for the hub's available presence.
+async fn hub_online(c: &mut TestClient) {
+    c.next_matching(WAIT, "the hub's available presence", |e| match e {
+        Incoming::Presence(p)
+            if p.type_ == PresenceType::None
+                && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
 }
 
 fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
@@ -96,11 +124,14 @@ async fn next_event(c: &mut TestClient, key: &str, limit: Duration) -> Value {
     .await
 }
 
-#[tokio::test]
-async fn queries_isolation_limits_and_delete() {
-    let net = network();
+server_matrix!(
+    #[tokio::test]
+    queries_isolation_limits_and_delete
+);
+async fn queries_isolation_limits_and_delete(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let mut u2 = user(&net.server, "u2").await;
     let mut eve = user(&net.server, "eve").await;
 
@@ -217,11 +248,14 @@ async fn collector_status(c: &mut TestClient) -> Option<String> {
     field(&DiscoInfoResult::try_from(el).ok()?, "status")
 }
 
-#[tokio::test]
-async fn a_killed_collector_is_dead_within_30s() {
-    let net = network();
+server_matrix!(
+    #[tokio::test]
+    a_killed_collector_is_dead_within_30s
+);
+async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^.*\.jabmon\.status\.alive$;").await;
     let key = r["results"]["key"].as_str().unwrap().to_string();
     // Up first (the registry learns it from presence and caps); a loaded test machine may
@@ -249,11 +283,11 @@ async fn a_killed_collector_is_dead_within_30s() {
     hub.stop().await;
 }
 
-async fn restart_keeps_registrations(storage: &str) {
-    let net = network();
+async fn restart_keeps_registrations(kind: Kind, storage: &str) {
+    let net = network(kind);
     let cfg = hub_config(&net.server, storage);
-    let mut u1 = user(&net.server, "u1").await;
     let mut hub = Process::start("jabmon-hub", &cfg);
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let r = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
     assert_eq!(r["status"], 200, "{r}; hub log:\n{}", hub.log());
     let key = r["results"]["key"].as_str().unwrap().to_string();
@@ -276,9 +310,21 @@ async fn restart_keeps_registrations(storage: &str) {
     };
     assert!(status.success(), "{status}: {}", hub.log());
     drop(hub);
+    // The old hub's presence ends here: what comes after it is the new hub's.
+    u1.next_matching(WAIT, "the hub's unavailable presence", |e| match e {
+        Incoming::Presence(p)
+            if p.type_ == PresenceType::Unavailable
+                && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
     u1.clear();
 
     let hub = Process::start("jabmon-hub", &cfg);
+    hub_online(&mut u1).await;
     let list = query(&mut u1, "SELECT * FROM leela.xmpp;").await;
     assert_eq!(list["status"], 200, "{list}; hub log:\n{}", hub.log());
     let mut keys: Vec<&str> = list["results"]
@@ -295,24 +341,33 @@ async fn restart_keeps_registrations(storage: &str) {
     drop(hub);
 }
 
-#[tokio::test]
-async fn registrations_survive_a_restart_with_pep_storage() {
-    restart_keeps_registrations("pep").await;
+server_matrix!(
+    #[tokio::test]
+    registrations_survive_a_restart_with_pep_storage
+);
+async fn registrations_survive_a_restart_with_pep_storage(kind: Kind) {
+    restart_keeps_registrations(kind, "pep").await;
 }
 
-#[tokio::test]
-async fn registrations_survive_a_restart_with_file_storage() {
-    restart_keeps_registrations("file").await;
+server_matrix!(
+    #[tokio::test]
+    registrations_survive_a_restart_with_file_storage
+);
+async fn registrations_survive_a_restart_with_file_storage(kind: Kind) {
+    restart_keeps_registrations(kind, "file").await;
 }
 
+server_matrix!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    flooders_and_offline_users_do_not_delay_others
+);
 /// A user flooding queries and a user who went offline with a busy registration must not
 /// delay U1's events. Prints the gaps it measured.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flooders_and_offline_users_do_not_delay_others() {
-    let net = network();
+async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
+    let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
-    let mut u1 = user(&net.server, "u1").await;
-    let mut u3 = user(&net.server, "u3").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
+    let mut u3 = user_of_hub(&net.server, "u3").await;
     // U3 registers every metric of web1 (~70 events a second), then goes offline.
     let r = query(&mut u3, r"SELECT id FROM ^web1\.;").await;
     assert_eq!(r["status"], 200, "{r}");
@@ -372,18 +427,21 @@ async fn futures_now(c: &mut TestClient) -> Option<Option<()>> {
         .map(Some)
 }
 
+server_matrix!(
+    #[tokio::test]
+    forged_pep_notifications_are_ignored
+);
 /// A user cannot inject stats by sending a pubsub event payload from their own client: only
 /// the server's notifications (from a bare JID) count.
-#[tokio::test]
-async fn forged_pep_notifications_are_ignored() {
-    let net = network();
+async fn forged_pep_notifications_are_ignored(kind: Kind) {
+    let net = network(kind);
     // The usual deployment: collectors and users in one domain.
     let state = net.server.scratch().join("hub.json");
     let hub = InProcess::hub(&hub_toml(
         &net.server,
         &format!("[access]\ncollectors = [\"@localhost\"]\nusers = [\"@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n", state.display()),
     ));
-    let mut u1 = user(&net.server, "u1").await;
+    let mut u1 = user_of_hub(&net.server, "u1").await;
     let key = query(&mut u1, r"SELECT id FROM ^forged\.;").await["results"]["key"]
         .as_str()
         .unwrap()

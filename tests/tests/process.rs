@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
@@ -34,7 +34,7 @@ fn status(p: &Presence) -> String {
 }
 
 /// A subscriber who approved the collector, so it sees every presence change.
-async fn subscriber(server: &Prosody) -> TestClient {
+async fn subscriber(server: &Server) -> TestClient {
     let mut alice = TestClient::connect(server, "alice@localhost", "pw-alice").await;
     alice.available().await;
     alice
@@ -70,9 +70,12 @@ fn wait_exit(p: &mut Process, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-#[tokio::test]
-async fn sigterm_says_stopping_and_exits_zero_within_5s() {
-    let server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    sigterm_says_stopping_and_exits_zero_within_5s
+);
+async fn sigterm_says_stopping_and_exits_zero_within_5s(kind: Kind) {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("alice", "pw-alice");
     let cfg = collector_toml(
@@ -111,9 +114,12 @@ async fn sigterm_says_stopping_and_exits_zero_within_5s() {
     assert!(signalled.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn survives_a_server_restart() {
-    let mut server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    survives_a_server_restart
+);
+async fn survives_a_server_restart(kind: Kind) {
+    let mut server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("alice", "pw-alice");
     let cfg = collector_toml(
@@ -152,9 +158,12 @@ async fn survives_a_server_restart() {
     drop(bot);
 }
 
-#[tokio::test]
-async fn wrong_password_is_one_clear_line_then_backoff() {
-    let server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    wrong_password_is_one_clear_line_then_backoff
+);
+async fn wrong_password_is_one_clear_line_then_backoff(kind: Kind) {
+    let server = Server::start(kind);
     server.register("web1", "right");
     let cfg = collector_toml(&server, "web1", "wrong", "");
     let bot = Process::start("jabmon-collector", &cfg);

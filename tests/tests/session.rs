@@ -10,7 +10,7 @@ use jabmon_shared::config::TlsMode;
 use jabmon_shared::session::connector::{login, Connector};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::client::{xmpp_config, WAIT};
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 
@@ -52,9 +52,12 @@ async fn online(c: &mut TestClient) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_stall_under_load_and_across_a_restart() {
-    let mut server = Prosody::start();
+server_matrix!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    no_stall_under_load_and_across_a_restart
+);
+async fn no_stall_under_load_and_across_a_restart(kind: Kind) {
+    let mut server = Server::start(kind);
     server.register("a", "pa");
     server.register("b", "pb");
     let a = TestClient::connect(&server, "a@localhost", "pa").await;
@@ -76,9 +79,12 @@ async fn no_stall_under_load_and_across_a_restart() {
     tb.await.unwrap();
 }
 
-#[tokio::test]
-async fn starttls_and_direct_tls_with_a_private_ca() {
-    let server = Prosody::start();
+server_matrix!(
+    #[tokio::test]
+    starttls_and_direct_tls_with_a_private_ca
+);
+async fn starttls_and_direct_tls_with_a_private_ca(kind: Kind) {
+    let server = Server::start(kind);
     server.register("t", "pt");
     let mut cfg = xmpp_config(&server, "t@localhost", "pt", "tls");
     cfg.tls = TlsMode::Required;
@@ -94,7 +100,7 @@ async fn starttls_and_direct_tls_with_a_private_ca() {
     direct.tls = TlsMode::Direct;
     direct.server = jabmon_shared::config::ServerAddr::Explicit {
         host: "127.0.0.1".into(),
-        port: server.tls_port,
+        port: server.tls_port(),
     };
     direct.resource = "direct".into();
     TestClient::connect_with(direct).await;

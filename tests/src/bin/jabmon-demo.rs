@@ -1,4 +1,4 @@
-//! The demo: a private Prosody, a hub and a collector, and a user who queries the hub and
+//! The demo: a private Prosody (or ejabberd with `--server ejabberd`), a hub and a collector, and a user who queries the hub and
 //! watches the collector — what any Jabber client would see. Runs until Ctrl-C (or
 //! `--seconds N`).
 // Test tooling, not yet clean under the workspace `unwrap_used` lint.
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess};
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{Kind, Server, TestClient};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
@@ -48,7 +48,7 @@ async fn main() {
         .skip_while(|a| a != "--seconds")
         .nth(1)
         .and_then(|s| s.parse().ok());
-    let server = Prosody::start();
+    let server = Server::start(Kind::from_args());
     for (u, p) in [
         ("hub", "pw-hub"),
         ("web1", "demo-web1"),
@@ -56,7 +56,7 @@ async fn main() {
     ] {
         server.register(u, p);
     }
-    println!("Prosody running privately on {} (domain localhost); accounts hub, web1, ops (password demo-ops)", server.addr());
+    println!("{} running privately on {} (domain localhost); accounts hub, web1, ops (password demo-ops)", server.kind().name(), server.addr());
     let hub_cfg = hub_toml(&server, "[access]\ncollectors = [\"@localhost\"]\nusers = [\"ops@localhost\"]\n[hub]\nstorage = \"pep\"\n");
     let hub = InProcess::hub(&hub_cfg);
     let cfg = collector_toml(&server, "web1", "demo-web1",

@@ -1,4 +1,4 @@
-//! Measures a bot's footprint against a private Prosody: RSS (VmRSS, sampled every second)
+//! Measures a bot's footprint against a private Prosody (or ejabberd with `--server ejabberd`): RSS (VmRSS, sampled every second)
 //! and CPU (utime + stime over the whole run), the way docs/performance.md reports them.
 //!
 //!     cargo build --release --bins && target/release/jabmon-footprint --seconds 300 [--tls]
@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use jabmon_tests::bots::{collector_toml, Process};
-use jabmon_tests::Prosody;
+use jabmon_tests::client::WAIT;
+use jabmon_tests::{Kind, Server, TestClient};
 
 fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
@@ -33,11 +34,58 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Waits until the collector is online and has sampled: a subscriber sees its presence, which
+/// it sends once the session is up, carrying the first sample's summary (`load …`). The
+/// subscriber then leaves, so that the measurement sees the collector alone.
+fn online(server: &Server) {
+    use jabmon_shared::session::Incoming;
+    use xmpp_parsers::presence::{Presence, Type};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let mut watcher = TestClient::connect(server, "watcher@localhost", "pw-watcher").await;
+        let collector = xmpp_parsers::jid::Jid::new("web1@localhost").unwrap();
+        watcher.available().await;
+        watcher
+            .session
+            .send(Presence::subscribe().with_to(collector.clone()))
+            .await;
+        watcher
+            .next_matching(WAIT, "the collector's subscription request", |e| {
+                matches!(e, Incoming::Presence(p) if p.type_ == Type::Subscribe).then_some(())
+            })
+            .await;
+        watcher
+            .session
+            .send(Presence::subscribed().with_to(collector))
+            .await;
+        watcher
+            .next_matching(
+                Duration::from_secs(30),
+                "the collector online",
+                |e| match e {
+                    Incoming::Presence(p)
+                        if p.type_ == Type::None
+                            && p.statuses.values().any(|s| s.contains("load ")) =>
+                    {
+                        Some(())
+                    }
+                    _ => None,
+                },
+            )
+            .await;
+        watcher.session.close(None, Duration::from_secs(2)).await;
+    });
+}
+
 fn main() {
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(300);
     let interval = arg("--sample-interval").unwrap_or_else(|| "1s".into());
-    let server = Prosody::start();
+    let server = Server::start(Kind::from_args());
     server.register("web1", "pw");
+    server.register("watcher", "pw-watcher");
     let cfg = collector_toml(&server, "web1", "pw",
         &format!("[access]\nsubscribers = [\"@localhost\"]\n[collector]\nsample_interval = \"{interval}\"\n[log]\nlevel = \"warn\"\n"));
     // `--tls`: STARTTLS with the test CA, as production runs (the default is loopback plaintext).
@@ -54,7 +102,7 @@ fn main() {
     }
     let bot = Process::start("jabmon-collector", &cfg);
     let pid = bot.child.id();
-    std::thread::sleep(Duration::from_secs(3)); // let it connect and settle before measuring
+    online(&server);
     let t0 = Instant::now();
     let c0 =
         cpu_ticks(pid).unwrap_or_else(|| panic!("collector not running; its log:\n{}", bot.log()));

@@ -1,4 +1,4 @@
-//! End-to-end hub measurement through a private Prosody: N collectors (in this process)
+//! End-to-end hub measurement through a private Prosody (or ejabberd with `--server ejabberd`): N collectors (in this process)
 //! publish stats every 100 ms, the hub (a release process) turns every stat into an event,
 //! one user registers `SELECT id FROM ^.*$;` and receives them all. Reports events/s reaching
 //! the user, sample→user latency (event timestamp to arrival) p50/p99, and the hub's RSS and
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{Kind, Server, TestClient};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 
@@ -43,7 +43,7 @@ fn proc_figures(pid: u32) -> (u64, u64) {
 async fn main() {
     let n = arg("--collectors", 4);
     let seconds = arg("--seconds", 60);
-    let server = Prosody::start();
+    let server = Server::start(Kind::from_args());
     server.register("hub", "pw-hub");
     server.register("user", "pw-user");
     let hub_cfg = hub_toml(&server, &format!(

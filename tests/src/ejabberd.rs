@@ -1,0 +1,310 @@
+//! A private ejabberd on free loopback ports.
+//!
+//! `ejabberdctl --config-dir DIR foreground` with everything in DIR: `ejabberd.yml`,
+//! `ejabberdctl.cfg` (its own Erlang node name, cookie, spool, logs, pid file and distribution
+//! port — `ERL_DIST_PORT` runs the node without epmd, so no state is shared with any other
+//! node) and `inetrc`. ejabberdctl must run as root (it switches to the `ejabberd` user) and
+//! does not exec the VM, so the harness stops the VM by the PID in the pid file. Accounts are
+//! created through `mod_http_api` on a loopback HTTP port: one request each, no VM boot
+//! (`ejabberdctl register` boots one per account, 0.3–0.8 s).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::server::{chown, free_port, is_root, write_test_ca, DOMAIN};
+
+const EJABBERDCTL: &str = "/usr/sbin/ejabberdctl";
+
+/// How long a node may take to come up on a loaded machine.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// A running ejabberd; stopped (by PID) on drop.
+pub struct Ejabberd {
+    ctl: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    /// XEP-0368 direct TLS port.
+    pub tls_port: u16,
+    /// `mod_http_api`, for creating accounts.
+    pub http_port: u16,
+    /// The Erlang node name, `jabmon…@localhost`.
+    pub node: String,
+}
+
+impl Ejabberd {
+    /// Starts a server; panics with a clear message when ejabberd is missing or we are not
+    /// root.
+    pub fn start() -> Self {
+        jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
+        assert!(
+            Path::new(EJABBERDCTL).exists(),
+            "ejabberd is not installed: run `apt-get install -y ejabberd` (scripts/setup-deps does)"
+        );
+        assert!(
+            is_root(),
+            "the ejabberd tests run as root: ejabberdctl starts the server as the `ejabberd` user only from root"
+        );
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let node = format!(
+            "jabmon{}x{}@localhost",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("jabmon-ejabberd-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod");
+        for sub in ["spool", "logs"] {
+            fs::create_dir_all(d.join(sub)).expect("spool and log dirs");
+        }
+        let (port, tls_port, http_port, dist_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        fs::write(
+            d.join("ejabberd.yml"),
+            config_text(d, port, tls_port, http_port),
+        )
+        .expect("ejabberd.yml");
+        fs::write(
+            d.join("ejabberdctl.cfg"),
+            ctl_config_text(d, &node, dist_port),
+        )
+        .expect("ejabberdctl.cfg");
+        fs::write(
+            d.join("inetrc"),
+            "{lookup,[\"file\",\"native\"]}.\n{host,{127,0,0,1}, [\"localhost\"]}.\n",
+        )
+        .expect("inetrc");
+        write_test_ca(d);
+        chown(d, "ejabberd");
+        let mut e = Self {
+            ctl: None,
+            dir,
+            port,
+            tls_port,
+            http_port,
+            node,
+        };
+        e.spawn();
+        e
+    }
+
+    /// Its temp directory (config, spool, logs, CA).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn pid_file(&self) -> std::path::PathBuf {
+        self.dir().join("ejabberd.pid")
+    }
+
+    fn spawn(&mut self) {
+        let _ = fs::remove_file(self.pid_file());
+        let out = fs::File::create(self.dir().join("ejabberdctl.out")).expect("ctl output");
+        let ctl = Command::new(EJABBERDCTL)
+            .arg("--config-dir")
+            .arg(self.dir())
+            .arg("foreground")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("ctl output"))
+            .stderr(out)
+            .spawn()
+            .expect("start ejabberdctl");
+        self.ctl = Some(ctl);
+        self.wait_ready();
+    }
+
+    /// Waits until c2s accepts connections and the HTTP API answers `status`.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.api("status", &serde_json::json!({})).is_ok()
+            {
+                return;
+            }
+            if let Some(ctl) = self.ctl.as_mut() {
+                if let Ok(Some(status)) = ctl.try_wait() {
+                    panic!(
+                        "ejabberd exited at start ({status}); output:\n{}\nlog:\n{}",
+                        fs::read_to_string(self.dir().join("ejabberdctl.out")).unwrap_or_default(),
+                        self.log()
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ejabberd was not ready within {START_LIMIT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One `mod_http_api` call: `POST /api/<command>` with a JSON body; the body of a 200.
+    pub fn api(&self, command: &str, args: &serde_json::Value) -> Result<String, String> {
+        let body = args.to_string();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "POST /api/{command} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        if head.starts_with("HTTP/1.1 200") {
+            Ok(rest.to_string())
+        } else {
+            Err(answer)
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir().join("logs/ejabberd.log")).unwrap_or_default()
+    }
+
+    /// Creates an account `user@localhost` (one HTTP API request).
+    pub fn register(&self, user: &str, password: &str) -> String {
+        let args = serde_json::json!({ "user": user, "host": DOMAIN, "password": password });
+        if let Err(e) = self.api("register", &args) {
+            panic!("ejabberd refused to register {user}: {e}");
+        }
+        format!("{user}@{DOMAIN}")
+    }
+
+    /// The VM's PID, from the pid file ejabberd writes once it runs.
+    fn vm_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops the server: SIGTERM to the VM, SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        let Some(mut ctl) = self.ctl.take() else {
+            return;
+        };
+        let pid = self.vm_pid();
+        let signal = |sig: &str| {
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .arg(format!("-{sig}"))
+                    .arg(pid.to_string())
+                    .status();
+            }
+        };
+        signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = ctl.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal("KILL");
+        let _ = ctl.kill();
+        let _ = ctl.wait();
+    }
+
+    /// Starts the server again on the same ports with the same spool.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Ejabberd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log());
+        }
+        self.stop();
+    }
+}
+
+fn ctl_config_text(dir: &Path, node: &str, dist_port: u16) -> String {
+    let d = dir.display();
+    let cookie = format!(
+        "jabmon{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.as_nanos())
+            .unwrap_or_default()
+    );
+    format!(
+        "# jabmon test server (generated)\nERLANG_NODE={node}\nSPOOL_DIR={d}/spool\nLOGS_DIR={d}/logs\nEJABBERD_PID_PATH={d}/ejabberd.pid\nEJABBERD_CONFIG_PATH={d}/ejabberd.yml\nCONTRIB_MODULES_CONF_DIR={d}/modules.d\nERL_DIST_PORT={dist_port}\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS=\"-setcookie {cookie} -env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_BYPASS_WARNINGS=true\n"
+    )
+}
+
+fn config_text(dir: &Path, port: u16, tls_port: u16, http_port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"# jabmon test server (generated). mod_offline as in Prosody, where it is always loaded: a
+# message to a bot that is still connecting waits for it.
+hosts: [localhost]
+loglevel: info
+log_rotate_count: 0
+certfiles:
+  - "{d}/localhost.crt"
+  - "{d}/localhost.key"
+auth_method: internal
+auth_password_format: plain
+listen:
+  - port: {port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    starttls: true
+  - port: {tls_port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    tls: true
+  - port: {http_port}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /api: mod_http_api
+acl:
+  loopback:
+    ip: [127.0.0.0/8]
+api_permissions:
+  "console commands":
+    from: [ejabberd_ctl]
+    who: all
+    what: "*"
+  "test harness":
+    from: [mod_http_api]
+    who:
+      acl: loopback
+    what: [register, status]
+modules:
+  mod_adhoc: {{}}
+  mod_caps: {{}}
+  mod_disco: {{}}
+  mod_http_api: {{}}
+  mod_offline: {{}}
+  mod_ping: {{}}
+  mod_private: {{}}
+  mod_pubsub:
+    plugins: [flat, pep]
+  mod_roster: {{}}
+  mod_stream_mgmt: {{}}
+  mod_version: {{}}
+"#
+    )
+}
