@@ -9,7 +9,7 @@ use jabmon_shared::payload::{Event, EventKind};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{Kind, Server, TestClient};
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataFormType, FieldType};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, Identity};
@@ -86,7 +86,7 @@ fn collector_info(os: &str) -> DiscoInfoResult {
 /// hub ignores him and keeps the facts the asked collector gives.
 #[tokio::test]
 async fn only_the_asked_collector_answers_the_hubs_caps_query() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [
         ("hub", "pw-hub"),
         ("web1", "pw-web1"),
@@ -288,7 +288,7 @@ impl ForgedAnswers {
 /// `rebooted`), and the stats keep being published and confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessed_answers_change_nothing_at_the_collector() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [("web1", "pw-web1"), ("u1", "pw-u1"), ("eve", "pw-eve")] {
         server.register(u, p);
     }
@@ -374,7 +374,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// docs/performance.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_round_trips_to_the_hub_and_a_collector() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
         server.register(u, p);
     }
@@ -452,7 +452,7 @@ fn adhoc(node: &str, sessionid: Option<&str>, command: Option<&str>) -> Element 
 /// completed with a timeout note at the timeout, and nothing it started is left running.
 #[tokio::test]
 async fn a_shell_timeout_kills_everything_the_command_started() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     server.register("web1", "pw-web1");
     server.register("ops", "pw-ops");
     // A duration no other process on the machine sleeps for: how its processes are found.
@@ -546,7 +546,7 @@ fn invalid_presence(to: &str) -> Presence {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_stanzas_are_counted_not_logged_one_by_one() {
     const FLOOD: usize = 5_000;
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [
         ("hub", "pw-hub"),
         ("web1", "pw-web1"),
@@ -676,7 +676,7 @@ async fn registered_keys(c: &mut TestClient) -> Vec<String> {
 /// registrations — and `error`s for every id it could guess: the hub restores what it saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessed_answers_change_nothing_at_the_hub() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [("hub", "pw-hub"), ("u1", "pw-u1"), ("eve", "pw-eve")] {
         server.register(u, p);
     }
