@@ -7,6 +7,9 @@
 //! does not exec the VM, so the harness stops the VM by the PID in the pid file. Accounts are
 //! created through `mod_http_api` on a loopback HTTP port: one request each, no VM boot
 //! (`ejabberdctl register` boots one per account, 0.3–0.8 s).
+//!
+//! [`Cluster`] is two such nodes joined with `join_cluster`; they find each other through a
+//! private epmd on its own port instead of a fixed distribution port.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -16,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::server::{chown, free_port, is_root, write_test_ca, DOMAIN};
+use crate::server::{chown, free_port, is_root, write_test_ca, Server, DOMAIN};
 
 const EJABBERDCTL: &str = "/usr/sbin/ejabberdctl";
 
@@ -40,6 +43,10 @@ impl Ejabberd {
     /// Starts a server; panics with a clear message when ejabberd is missing or we are not
     /// root.
     pub fn start() -> Self {
+        Self::start_node(Distribution::Alone)
+    }
+
+    fn start_node(distribution: Distribution<'_>) -> Self {
         jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
         assert!(
             Path::new(EJABBERDCTL).exists(),
@@ -64,16 +71,22 @@ impl Ejabberd {
         for sub in ["spool", "logs"] {
             fs::create_dir_all(d.join(sub)).expect("spool and log dirs");
         }
-        let (port, tls_port, http_port, dist_port) =
-            (free_port(), free_port(), free_port(), free_port());
+        let (port, tls_port, http_port) = (free_port(), free_port(), free_port());
         fs::write(
             d.join("ejabberd.yml"),
             config_text(d, port, tls_port, http_port),
         )
         .expect("ejabberd.yml");
+        let (cookie, network) = match distribution {
+            Distribution::Alone => (cookie(), format!("ERL_DIST_PORT={}\n", free_port())),
+            Distribution::Cluster { epmd_port, cookie } => (
+                cookie.to_string(),
+                format!("export ERL_EPMD_PORT={epmd_port}\n"),
+            ),
+        };
         fs::write(
             d.join("ejabberdctl.cfg"),
-            ctl_config_text(d, &node, dist_port),
+            ctl_config_text(d, &node, &cookie, &network),
         )
         .expect("ejabberdctl.cfg");
         fs::write(
@@ -145,6 +158,26 @@ impl Ejabberd {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Runs `ejabberdctl ARGS` against this node; panics when it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(EJABBERDCTL)
+            .arg("--config-dir")
+            .arg(self.dir())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ejabberdctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ejabberdctl {args:?}: {text}");
+        text
+    }
+
+    /// `host:port` of its c2s listener.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// One `mod_http_api` call: `POST /api/<command>` with a JSON body; the body of a 200.
@@ -227,6 +260,69 @@ impl Ejabberd {
     }
 }
 
+/// A private epmd on its own port, for the nodes of one cluster; killed (by PID) on drop.
+struct Epmd {
+    child: Child,
+    port: u16,
+}
+
+impl Epmd {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("/usr/bin/epmd")
+            .arg("-port")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start epmd");
+        let deadline = Instant::now() + START_LIMIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "epmd did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Epmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two ejabberd nodes on loopback joined with `join_cluster`: one Mnesia database (accounts,
+/// rosters, PEP items) and one routing table, each node with its own c2s ports. The nodes share
+/// a private epmd and a cookie; nothing else on the machine sees them.
+pub struct Cluster {
+    pub a: Server,
+    pub b: Server,
+    // Dropped after the nodes (fields drop in order).
+    _epmd: Epmd,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let epmd = Epmd::start();
+        let cookie = cookie();
+        let distribution = || Distribution::Cluster {
+            epmd_port: epmd.port,
+            cookie: &cookie,
+        };
+        let a = Ejabberd::start_node(distribution());
+        let mut b = Ejabberd::start_node(distribution());
+        b.ctl(&["join_cluster", &a.node]);
+        b.wait_ready();
+        Self {
+            a: Server::Ejabberd(a),
+            b: Server::Ejabberd(b),
+            _epmd: epmd,
+        }
+    }
+}
+
 impl Drop for Ejabberd {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -236,17 +332,28 @@ impl Drop for Ejabberd {
     }
 }
 
-fn ctl_config_text(dir: &Path, node: &str, dist_port: u16) -> String {
-    let d = dir.display();
-    let cookie = format!(
+/// How a node meets other Erlang nodes.
+enum Distribution<'a> {
+    /// No other node: it listens on its own distribution port, without epmd.
+    Alone,
+    /// A cluster's nodes share one private epmd and one cookie.
+    Cluster { epmd_port: u16, cookie: &'a str },
+}
+
+fn cookie() -> String {
+    format!(
         "jabmon{}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|t| t.as_nanos())
             .unwrap_or_default()
-    );
+    )
+}
+
+fn ctl_config_text(dir: &Path, node: &str, cookie: &str, network: &str) -> String {
+    let d = dir.display();
     format!(
-        "# jabmon test server (generated)\nERLANG_NODE={node}\nSPOOL_DIR={d}/spool\nLOGS_DIR={d}/logs\nEJABBERD_PID_PATH={d}/ejabberd.pid\nEJABBERD_CONFIG_PATH={d}/ejabberd.yml\nCONTRIB_MODULES_CONF_DIR={d}/modules.d\nERL_DIST_PORT={dist_port}\nINET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS=\"-setcookie {cookie} -env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_BYPASS_WARNINGS=true\n"
+        "# jabmon test server (generated)\nERLANG_NODE={node}\nSPOOL_DIR={d}/spool\nLOGS_DIR={d}/logs\nEJABBERD_PID_PATH={d}/ejabberd.pid\nEJABBERD_CONFIG_PATH={d}/ejabberd.yml\nCONTRIB_MODULES_CONF_DIR={d}/modules.d\n{network}INET_DIST_INTERFACE=127.0.0.1\nERL_OPTIONS=\"-setcookie {cookie} -env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_BYPASS_WARNINGS=true\n"
     )
 }
 

@@ -12,6 +12,7 @@
 //!   distribution port; accounts through its HTTP API.
 
 pub mod bots;
+pub mod chat;
 pub mod client;
 pub mod ejabberd;
 pub mod pep;

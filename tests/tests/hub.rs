@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
+use jabmon_tests::chat::{
+    body_of, collector_status, hub_online, is_event, next_event, query, user, user_of_hub, HUB,
+};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{server_matrix, Kind, Server, TestClient};
-use serde_json::Value;
-use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
-use xmpp_parsers::presence::{Presence, Type as PresenceType};
-
-const HUB: &str = "hub@localhost";
+use xmpp_parsers::presence::Type as PresenceType;
 
 struct Net {
     server: Server,
@@ -54,74 +53,6 @@ fn hub_config(server: &Server, storage: &str) -> std::path::PathBuf {
             state.display()
         ),
     )
-}
-
-async fn user(server: &Server, name: &str) -> TestClient {
-    let mut c =
-        TestClient::connect(server, &format!("{name}@localhost"), &format!("pw-{name}")).await;
-    c.available().await;
-    c
-}
-
-/// A user with a presence subscription to the hub, once the hub is available. A chat sent to
-/// a bot that is bound but not yet available is held offline; on ejabberd one sent in the
-/// very instant the bot becomes available can stay there until its next login (Prosody hands
-/// it over). So users query a hub they see online, as a roster shows it.
-async fn user_of_hub(server: &Server, name: &str) -> TestClient {
-    let mut c = user(server, name).await;
-    c.session
-        .send(Presence::subscribe().with_to(Jid::new(HUB).unwrap()))
-        .await;
-    hub_online(&mut c).await;
-    c
-}
-
-/// Waits for the hub's available presence.
-async fn hub_online(c: &mut TestClient) {
-    c.next_matching(WAIT, "the hub's available presence", |e| match e {
-        Incoming::Presence(p)
-            if p.type_ == PresenceType::None
-                && p.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
-        {
-            Some(())
-        }
-        _ => None,
-    })
-    .await;
-}
-
-fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
-    let Incoming::Message(m) = e else { return None };
-    let from = m.from.as_ref()?.to_bare().to_string();
-    if from_hub && from != HUB {
-        return None;
-    }
-    serde_json::from_str(m.bodies.values().next()?).ok()
-}
-
-/// Sends a query and returns the hub's reply (the first JSON reply carrying `debug.request`).
-async fn query(c: &mut TestClient, body: &str) -> Value {
-    let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
-    m.type_ = MessageType::Chat;
-    m.bodies.insert(Default::default(), body.to_string());
-    c.session.send(m).await;
-    let want = body.to_string();
-    c.next_matching(WAIT, "the hub's reply", move |e| {
-        body_of(e, true).filter(|v| v["debug"]["request"].as_str() == Some(want.as_str()))
-    })
-    .await
-}
-
-fn is_event(v: &Value, key: &str) -> bool {
-    v["key"].as_str() == Some(key) && v["results"]["event"].is_object()
-}
-
-async fn next_event(c: &mut TestClient, key: &str, limit: Duration) -> Value {
-    let key = key.to_string();
-    c.next_matching(limit, "an event", move |e| {
-        body_of(e, true).filter(|v| is_event(v, &key))
-    })
-    .await
 }
 
 server_matrix!(
@@ -227,27 +158,6 @@ async fn queries_isolation_limits_and_delete(kind: Kind) {
     hub.stop().await;
 }
 
-fn field(info: &DiscoInfoResult, var: &str) -> Option<String> {
-    info.extensions
-        .iter()
-        .flat_map(|f| &f.fields)
-        .find(|f| f.var.as_deref() == Some(var))?
-        .values
-        .first()
-        .cloned()
-}
-
-async fn collector_status(c: &mut TestClient) -> Option<String> {
-    let q = DiscoInfoQuery {
-        node: Some("web1@localhost".into()),
-    };
-    let el = c
-        .iq(Jid::new("hub@localhost/hub").unwrap(), false, q.into())
-        .await
-        .ok()??;
-    field(&DiscoInfoResult::try_from(el).ok()?, "status")
-}
-
 server_matrix!(
     #[tokio::test]
     a_killed_collector_is_dead_within_30s
@@ -262,7 +172,7 @@ async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
     // well make it busy or critical rather than alive.
     let deadline = Instant::now() + Duration::from_secs(15);
     while !matches!(
-        collector_status(&mut u1).await.as_deref(),
+        collector_status(&mut u1, "web1@localhost").await.as_deref(),
         Some("alive" | "busy" | "critical")
     ) {
         assert!(Instant::now() < deadline, "collector never up at the hub");
@@ -277,7 +187,10 @@ async fn a_killed_collector_is_dead_within_30s(kind: Kind) {
         })
         .await;
     assert_eq!(ev["results"]["event"]["name"], "web1.jabmon.status.alive");
-    assert_eq!(collector_status(&mut u1).await.as_deref(), Some("dead"));
+    assert_eq!(
+        collector_status(&mut u1, "web1@localhost").await.as_deref(),
+        Some("dead")
+    );
     assert!(killed.elapsed() < Duration::from_secs(30));
     eprintln!("dead after {:?}", killed.elapsed());
     hub.stop().await;
