@@ -1,5 +1,5 @@
 //! A collector's life as others see it, against a real Prosody: values from the first answer
-//! after start.
+//! after start; a planned stop (`stopped`) kept apart from a crash (`dead`) at the hub.
 // Test code: an unwrap that fails is a failed test.
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::session::Incoming;
-use jabmon_tests::bots::{collector_toml, InProcess};
+use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{Prosody, TestClient};
 use xmpp_parsers::data_forms::DataForm;
@@ -112,4 +112,83 @@ async fn first_answers_after_start_carry_every_value() {
     let empty: Vec<_> = status_values.iter().filter(|(_, x)| x.is_none()).collect();
     assert!(empty.is_empty(), "fields without a value: {empty:?}");
     bot.stop().await;
+}
+
+/// The hub's view of web1's status (its disco#info node for the collector).
+async fn status_at_hub(c: &mut TestClient) -> Option<String> {
+    let q = DiscoInfoQuery {
+        node: Some("web1@localhost".into()),
+    };
+    let el = c
+        .iq(Jid::new("hub@localhost/hub").unwrap(), false, q.into())
+        .await
+        .ok()??;
+    let info = DiscoInfoResult::try_from(el).ok()?;
+    info.extensions
+        .iter()
+        .flat_map(|f| &f.fields)
+        .find(|f| f.var.as_deref() == Some("status"))?
+        .values
+        .first()
+        .cloned()
+}
+
+/// Asks the hub until web1's status is one of `want`, for at most `limit`.
+async fn until_status(c: &mut TestClient, want: &[&str], limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = status_at_hub(c).await;
+        if let Some(s) = now.filter(|s| want.contains(&s.as_str())) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "web1 never {want:?} at the hub");
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+}
+
+const UP: &[&str] = &["alive", "busy", "critical"];
+
+#[tokio::test]
+async fn a_planned_stop_is_stopped_a_kill_is_dead() {
+    let server = Prosody::start();
+    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
+        server.register(u, p);
+    }
+    let collector_cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        "[access]\nsubscribers = [\"u1@localhost\"]\n[collector]\nhost = \"web1\"\n\
+         hub = \"hub@localhost\"\nsample_interval = \"500ms\"\npublish_interval = \"1s\"\n",
+    );
+    let hub_cfg = hub_toml(
+        &server,
+        "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"pep\"\n",
+    );
+    let hub = InProcess::hub(&hub_cfg);
+    let mut collector = Process::start("jabmon-collector", &collector_cfg);
+    let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
+    u1.available().await;
+    until_status(&mut u1, UP, Duration::from_secs(15)).await;
+
+    collector.signal("TERM");
+    let stopping = Instant::now();
+    until_status(&mut u1, &["stopped"], Duration::from_secs(10)).await;
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    assert!(collector.child.wait().unwrap().success());
+    // Silent for more than four publish intervals (the silence rule's three included): still
+    // `stopped`, never `dead`, at every look.
+    let silent = Instant::now();
+    while silent.elapsed() < Duration::from_secs(5) {
+        assert_eq!(status_at_hub(&mut u1).await.as_deref(), Some("stopped"));
+        tokio::time::sleep(Duration::from_millis(250)).await; // polling interval
+    }
+
+    drop(collector);
+    collector = Process::start("jabmon-collector", &collector_cfg);
+    until_status(&mut u1, UP, Duration::from_secs(15)).await;
+
+    collector.signal("KILL");
+    until_status(&mut u1, &["dead"], Duration::from_secs(30)).await;
+    hub.stop().await;
 }
