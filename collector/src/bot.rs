@@ -64,7 +64,9 @@ struct Collector {
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut bot = Collector::start(cfg, done_tx)?;
-    let mut tick = tokio::time::interval(bot.cfg.sample_interval);
+    // The first reading was taken at start; the next is due one interval later.
+    let every = bot.cfg.sample_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
@@ -95,14 +97,17 @@ impl Collector {
         tracing::info!(host = %cfg.host, jid = %cfg.xmpp.jid, caps = %profile.caps_node, "Collector starting.");
         let boot = sysinfo::System::boot_time();
         let monitor = Monitor::new(&cfg.host, boot, facts.cores, interval, cfg.thresholds);
-        Ok(Collector {
+        let mut bot = Collector {
             session,
             profile,
             sampler: Sampler::new(),
             monitor,
             done_tx,
             cfg,
-        })
+        };
+        // Rates need two readings: this one, and one just before going online.
+        bot.sample();
+        Ok(bot)
     }
 
     async fn stop(mut self) {
@@ -122,6 +127,8 @@ impl Collector {
                 self.monitor.set_online(true);
                 if !resumed {
                     self.session.request_roster().await;
+                    // Fresh values (rates included) before anyone can see us.
+                    self.sample();
                     // The server forgot our presence: announce everything again.
                     self.monitor.presence_lost();
                     self.announce(true).await;
@@ -149,10 +156,16 @@ impl Collector {
         }
     }
 
-    async fn on_tick(&mut self) {
+    /// Reads the host and records the values.
+    fn sample(&mut self) {
         let t = now();
         let readings = self.sampler.sample(t);
         self.monitor.record(t, readings);
+    }
+
+    async fn on_tick(&mut self) {
+        self.sample();
+        let t = now();
         self.announce(false).await;
         if let Some(request) = self.monitor.stats_due(t) {
             self.send_publish(Published::Stats, request).await;

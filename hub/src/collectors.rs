@@ -1,5 +1,5 @@
 //! The collector registry (pure) — the Domogik "manager" role: each collector's status
-//! (`starting`, `alive`, `busy`, `critical`, `dead`, `unknown`), last-seen time, host label,
+//! (`starting`, `alive`, `busy`, `critical`, `stopped`, `dead`, `unknown`), last-seen time, host label,
 //! host facts and latest sample, from presence, stats items and silence.
 //!
 //! Replays are not fresh data: a stats item whose timestamp is not newer than the last one
@@ -27,7 +27,8 @@ pub enum Seen {
         dnd: bool,
         starting: bool,
     },
-    Unavailable,
+    /// Unavailable; `planned` when the status text is `Stopping`.
+    Unavailable { planned: bool },
 }
 
 /// One collector.
@@ -117,7 +118,8 @@ impl Registry {
     pub fn presence(&mut self, jid: &BareJid, seen: Seen, now: f64) -> Option<Change> {
         self.entry(jid).last_seen = Some(now);
         let to = match seen {
-            Seen::Unavailable => CollectorState::Dead,
+            Seen::Unavailable { planned: true } => CollectorState::Stopped,
+            Seen::Unavailable { planned: false } => CollectorState::Dead,
             Seen::Available { starting: true, .. } => CollectorState::Starting,
             Seen::Available { dnd: true, .. } => CollectorState::Critical,
             Seen::Available { away: true, .. } => CollectorState::Busy,
@@ -155,7 +157,8 @@ impl Registry {
     }
 
     /// Collectors believed alive whose stats stayed silent `intervals` publish intervals:
-    /// the backstop when a stream dies without an unavailable presence.
+    /// the backstop when a stream dies without an unavailable presence (a `stopped` one is
+    /// silent by plan and stays `stopped`).
     pub fn silence(&mut self, now: f64, intervals: u32) -> Vec<Change> {
         let silent: Vec<BareJid> = self
             .map
@@ -255,16 +258,20 @@ mod tests {
             CollectorState::Critical
         );
         assert_eq!(
-            r.presence(&web1(), Seen::Unavailable, 4.0).unwrap().to,
+            r.presence(&web1(), Seen::Unavailable { planned: false }, 4.0)
+                .unwrap()
+                .to,
             CollectorState::Dead
         );
-        assert!(r.presence(&web1(), Seen::Unavailable, 4.0).is_none());
+        assert!(r
+            .presence(&web1(), Seen::Unavailable { planned: false }, 4.0)
+            .is_none());
     }
 
     #[test]
     fn replays_are_not_fresh() {
         let mut r = Registry::default();
-        r.presence(&web1(), Seen::Unavailable, 100.0);
+        r.presence(&web1(), Seen::Unavailable { planned: false }, 100.0);
         assert!(
             !r.record_stats(&web1(), "web1", 10.0, vec![], 100.0),
             "older than a minute"
@@ -302,5 +309,24 @@ mod tests {
         assert_eq!(changes[0].to, CollectorState::Dead);
         assert_eq!(changes[0].host, "web1");
         assert!(r.silence(20.0, 3).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_planned_stop_is_stopped_through_silence_until_the_collector_returns() {
+        let mut r = Registry::default();
+        r.presence(&web1(), UP, 0.0);
+        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 0.0));
+        let stop = r.presence(&web1(), Seen::Unavailable { planned: true }, 1.0);
+        assert_eq!(stop.unwrap().to, CollectorState::Stopped);
+        assert!(!CollectorState::Stopped.is_alive());
+        assert!(r.silence(1000.0, 3).is_empty(), "silence keeps it stopped");
+        assert_eq!(r.get(&web1()).unwrap().status, CollectorState::Stopped);
+        let back = r.presence(&web1(), UP, 1001.0).unwrap();
+        assert_eq!(
+            (back.from, back.to),
+            (CollectorState::Stopped, CollectorState::Alive)
+        );
+        let crash = r.presence(&web1(), Seen::Unavailable { planned: false }, 1002.0);
+        assert_eq!(crash.unwrap().to, CollectorState::Dead);
     }
 }

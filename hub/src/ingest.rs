@@ -261,7 +261,7 @@ mod tests {
     fn fresh_stats_revive_a_dead_collector_only_with_an_available_resource() {
         let (mut reg, mut roster, mut ingest) =
             (Registry::default(), Roster::default(), Ingest::default());
-        reg.presence(&web1(), Seen::Unavailable, 0.0);
+        reg.presence(&web1(), Seen::Unavailable { planned: false }, 0.0);
         let out = ingest.notification(&mut reg, &roster, &web1(), stats(1.0), 1.0);
         assert!(out.changes.is_empty(), "no resource: stays dead");
         roster.collector_seen(&FullJid::new("web1@x/a").unwrap());

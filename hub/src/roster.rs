@@ -60,6 +60,15 @@ pub fn seen(p: &Presence) -> Seen {
     }
 }
 
+/// What an unavailable presence says about a collector: planned when its status is the
+/// goodbye's `Stopping`.
+pub fn gone(p: &Presence) -> Seen {
+    let status = p.statuses.values().next().map_or("", String::as_str);
+    Seen::Unavailable {
+        planned: status == jabmon_shared::presence::GOODBYE_STATUS,
+    }
+}
+
 /// The host facts of a collector's disco#info: its `urn:jabmon:host:0` form, without
 /// `FORM_TYPE`.
 pub fn host_facts(info: &DiscoInfoResult) -> Vec<(String, String)> {
@@ -311,6 +320,16 @@ mod tests {
         p.show = None;
         p.set_status("", STARTING_STATUS);
         assert!(matches!(seen(&p), Seen::Available { starting: true, .. }));
+    }
+
+    #[test]
+    fn unavailable_is_planned_only_with_the_goodbye_status() {
+        let bye = jabmon_shared::presence::goodbye();
+        assert_eq!(gone(&bye), Seen::Unavailable { planned: true });
+        let mut other = Presence::unavailable();
+        assert_eq!(gone(&other), Seen::Unavailable { planned: false });
+        other.set_status("", "Connection reset");
+        assert_eq!(gone(&other), Seen::Unavailable { planned: false });
     }
 
     #[test]

@@ -254,7 +254,10 @@ impl HubState {
             // ejabberd records +notify interest only from presence after the approval.
             PresenceType::Subscribed => vec![Action::Presence(self.available().with_to(bare))],
             PresenceType::None => self.on_available(&p, from, bare, now),
-            PresenceType::Unavailable => self.on_unavailable(&from, &bare, now),
+            PresenceType::Unavailable => {
+                let gone = roster::gone(&p);
+                self.on_unavailable(&from, &bare, gone, now)
+            }
             _ => vec![],
         }
     }
@@ -292,7 +295,7 @@ impl HubState {
         }
     }
 
-    fn on_unavailable(&mut self, from: &Jid, bare: &BareJid, now: f64) -> Vec<Action> {
+    fn on_unavailable(&mut self, from: &Jid, bare: &BareJid, gone: Seen, now: f64) -> Vec<Action> {
         if self
             .roster
             .user_unavailable(bare, from.resource().map(|r| r.as_str()))
@@ -303,7 +306,7 @@ impl HubState {
         if !self.registry.is_known(bare) || !self.roster.collector_unavailable(from) {
             return vec![];
         }
-        match self.registry.presence(bare, Seen::Unavailable, now) {
+        match self.registry.presence(bare, gone, now) {
             Some(change) => self.status_changed(change, now),
             None => vec![],
         }

@@ -214,7 +214,9 @@ pub enum CollectorState {
     Busy,
     /// Available with `dnd`.
     Critical,
-    /// Unavailable, or silent for too long.
+    /// Unavailable with the status text `Stopping`: a planned stop; silence keeps it.
+    Stopped,
+    /// Unavailable otherwise, or silent for too long: a crash.
     Dead,
     /// Known, but no presence seen yet.
     Unknown,
@@ -222,11 +224,12 @@ pub enum CollectorState {
 
 impl CollectorState {
     /// Every state, in the order the hub lists them.
-    pub const ALL: [CollectorState; 6] = [
+    pub const ALL: [CollectorState; 7] = [
         CollectorState::Starting,
         CollectorState::Alive,
         CollectorState::Busy,
         CollectorState::Critical,
+        CollectorState::Stopped,
         CollectorState::Dead,
         CollectorState::Unknown,
     ];
@@ -237,6 +240,7 @@ impl CollectorState {
             CollectorState::Alive => "alive",
             CollectorState::Busy => "busy",
             CollectorState::Critical => "critical",
+            CollectorState::Stopped => "stopped",
             CollectorState::Dead => "dead",
             CollectorState::Unknown => "unknown",
         }
@@ -444,9 +448,9 @@ mod tests {
             "unknown value `asleep`"
         );
         let alive: Vec<bool> = CollectorState::ALL.iter().map(|s| s.is_alive()).collect();
-        assert_eq!(alive, [true, true, true, true, false, false]);
+        assert_eq!(alive, [true, true, true, true, false, false, false]);
         let busy: Vec<bool> = CollectorState::ALL.iter().map(|s| s.is_busy()).collect();
-        assert_eq!(busy, [false, false, true, true, false, false]);
+        assert_eq!(busy, [false, false, true, true, false, false, false]);
     }
 
     #[test]

@@ -70,7 +70,11 @@ mod tests {
             starting: false,
         };
         r.presence(&BareJid::new("web1@x").unwrap(), up, 0.0);
-        r.presence(&BareJid::new("web2@x").unwrap(), Seen::Unavailable, 0.0);
+        r.presence(
+            &BareJid::new("web2@x").unwrap(),
+            Seen::Unavailable { planned: false },
+            0.0,
+        );
         let text = String::from(&execute(&r, 10.0));
         assert!(
             text.contains("2 collectors: 1 alive, 0 busy, 0 critical, 1 dead."),
