@@ -11,6 +11,9 @@
 //! - [`ejabberd`]: `ejabberdctl --config-dir` with its own Erlang node, cookie and
 //!   distribution port; accounts through its HTTP API.
 
+// The harness is test code: a setup step that fails should stop the test at once.
+#![allow(clippy::unwrap_used)]
+
 pub mod bots;
 pub mod chat;
 pub mod client;

@@ -4,6 +4,8 @@
 //! the hub, and its return brings them back with no bot restarted; the hub moved to node B
 //! keeps its registrations (PEP storage lives in the cluster's database).
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use jabmon_shared::session::Incoming;

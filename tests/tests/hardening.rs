@@ -3,6 +3,8 @@
 //! each); plus ping round trips through the server (printed) and the shell command's timeout
 //! killing everything the command started.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use jabmon_shared::payload::{Event, EventKind};

@@ -9,7 +9,7 @@ use jabmon_shared::adhoc::Command;
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Prosody, TestClient};
+use jabmon_tests::{Kind, Server, TestClient};
 use xmpp_parsers::data_forms::DataForm;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
@@ -49,7 +49,7 @@ fn values(form: &DataForm) -> Vec<(String, Option<String>)> {
 
 #[tokio::test]
 async fn first_answers_after_start_carry_every_value() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     server.register("web1", "pw-web1");
     let alice = server.register("alice", "pw-alice");
     // Samples far apart: only the reading at start and the one before going online count.
@@ -150,7 +150,7 @@ const UP: &[&str] = &["alive", "busy", "critical"];
 
 #[tokio::test]
 async fn a_planned_stop_is_stopped_a_kill_is_dead() {
-    let server = Prosody::start();
+    let server = Server::start(Kind::Prosody);
     for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
         server.register(u, p);
     }

@@ -3,6 +3,8 @@
 //! 0.23 lets both through; a stanza it refused outright would make tokio-xmpp send a stream
 //! error and reconnect, which this test would catch as an unavailable presence.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use jabmon_shared::session::Incoming;
