@@ -116,8 +116,7 @@ impl Collector {
             self.monitor.publish(Notice::stopping(), now());
             self.flush_events().await;
         }
-        let mut bye = Presence::unavailable();
-        bye.set_status("", "Stopping");
+        let bye = jabmon_shared::presence::goodbye();
         self.session.close(Some(bye.into()), SHUTDOWN_GRACE).await;
     }
 
@@ -188,10 +187,10 @@ impl Collector {
         let Some(from) = p.from.as_ref().map(Jid::to_bare) else {
             return;
         };
-        let allowed = self.cfg.subscribers.allows(&from) || self.cfg.admins.allows(&from);
+        let acls = [&self.cfg.subscribers, &self.cfg.admins];
         let current = (self.monitor.is_online() && p.type_ == PresenceType::Subscribed)
             .then(|| self.presence());
-        for reply in presence::subscription_replies(&p.type_, &from, allowed, current) {
+        for reply in presence::subscription_replies(&p.type_, &from, &acls, current) {
             self.session.send(reply).await;
         }
     }

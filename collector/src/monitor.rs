@@ -13,7 +13,7 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use crate::alerts::Alerts;
-use crate::commands::{self, runs, shell, Effect, Rights, Sessions};
+use crate::commands::{self, runs, shell, CommandSessions, Effect, Rights};
 use crate::config::{ShellCommand, Thresholds};
 use crate::events::{self, Notice};
 use crate::metrics::{MetricTable, Unit};
@@ -55,7 +55,7 @@ pub struct Monitor {
     publisher: Publisher,
     last_publish: f64,
     started_sent: bool,
-    commands: Sessions,
+    command_sessions: CommandSessions,
     online: bool,
 }
 
@@ -75,7 +75,7 @@ impl Monitor {
             publisher: Publisher::default(),
             last_publish: 0.0,
             started_sent: false,
-            commands: Sessions::default(),
+            command_sessions: CommandSessions::default(),
             online: false,
         }
     }
@@ -208,8 +208,14 @@ impl Monitor {
             shell,
             summary: self.summary(),
         };
-        let (response, effect) =
-            commands::handle(&mut self.commands, &ctx, asker, rights, request, now)?;
+        let (response, effect) = commands::handle(
+            &mut self.command_sessions,
+            &ctx,
+            asker,
+            rights,
+            request,
+            now,
+        )?;
         // `handle` refuses every command without a sender, so this is never the error.
         let forbidden = || stanza_error(DefinedCondition::Forbidden, None);
         let asker = asker.ok_or_else(forbidden)?;

@@ -2,7 +2,9 @@
 //! summary, the rate limit (re-send at once when `<show/>` changes, otherwise at most once
 //! every 60 s — a roster broadcast is not free), and the answers to subscription requests.
 
+use jabmon_shared::acl::Acl;
 use jabmon_shared::metric;
+use jabmon_shared::presence::answer_subscription;
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
@@ -76,28 +78,30 @@ pub fn stanza(level: Level, summary: &str, caps: Caps) -> Presence {
     p
 }
 
-/// What to send when `from` asks to subscribe (`allowed`: it is in `access.subscribers` or
-/// `access.admins`) or approves our request. Approval is mutual: `subscribed` and a
-/// `subscribe` back. After `from` approves us we send it our presence (`current`, when
+/// What to send when `from` asks to subscribe (approved when one of `acls` — the bot's
+/// `access.subscribers` and `access.admins` — allows it) or approves our request. Approval is
+/// mutual: `subscribed` and a `subscribe` back. After `from` approves us we send it our presence (`current`, when
 /// online) — ejabberd records the +notify interest behind PEP only from presence sent after the
 /// approval.
 pub fn subscription_replies(
     type_: &PresenceType,
     from: &BareJid,
-    allowed: bool,
+    acls: &[&Acl],
     current: Option<Presence>,
 ) -> Vec<Presence> {
-    let to = |p: Presence| p.with_to(from.clone());
     match type_ {
-        PresenceType::Subscribe if allowed => {
-            tracing::info!(%from, "Subscription approved.");
-            vec![to(Presence::subscribed()), to(Presence::subscribe())]
-        }
         PresenceType::Subscribe => {
-            tracing::warn!(%from, "Subscription refused: not in access.subscribers.");
-            vec![to(Presence::new(PresenceType::Unsubscribed))]
+            let answer = answer_subscription(from, acls);
+            match answer.approved {
+                true => tracing::info!(%from, "Subscription approved."),
+                false => tracing::warn!(%from, "Subscription refused: not in access.subscribers."),
+            }
+            answer.presences
         }
-        PresenceType::Subscribed => current.into_iter().map(to).collect(),
+        PresenceType::Subscribed => current
+            .into_iter()
+            .map(|p| p.with_to(from.clone()))
+            .collect(),
         _ => vec![],
     }
 }
@@ -186,6 +190,8 @@ mod tests {
     #[test]
     fn subscriptions() {
         let from = BareJid::new("hub@x").unwrap();
+        let allows = Acl::parse(&["hub@x".into()]).unwrap();
+        let (yes, no) = (&[&allows][..], &[][..]);
         let kinds = |ps: Vec<Presence>| -> Vec<(PresenceType, Option<String>)> {
             ps.into_iter()
                 .map(|p| (p.type_, p.to.map(|t| t.to_string())))
@@ -196,7 +202,7 @@ mod tests {
             kinds(subscription_replies(
                 &PresenceType::Subscribe,
                 &from,
-                true,
+                yes,
                 None
             )),
             [
@@ -208,7 +214,7 @@ mod tests {
             kinds(subscription_replies(
                 &PresenceType::Subscribe,
                 &from,
-                false,
+                no,
                 None
             )),
             [(PresenceType::Unsubscribed, hub.clone())]
@@ -218,13 +224,13 @@ mod tests {
             kinds(subscription_replies(
                 &PresenceType::Subscribed,
                 &from,
-                false,
+                no,
                 Some(ours)
             )),
             [(PresenceType::None, hub)]
         );
-        assert!(subscription_replies(&PresenceType::Subscribed, &from, true, None).is_empty());
-        assert!(subscription_replies(&PresenceType::Unsubscribe, &from, true, None).is_empty());
+        assert!(subscription_replies(&PresenceType::Subscribed, &from, yes, None).is_empty());
+        assert!(subscription_replies(&PresenceType::Unsubscribe, &from, yes, None).is_empty());
     }
 
     #[test]

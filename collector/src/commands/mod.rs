@@ -151,12 +151,12 @@ struct Open {
 
 /// The open multi-stage sessions.
 #[derive(Default)]
-pub struct Sessions {
+pub struct CommandSessions {
     open: HashMap<String, Open>,
     counter: u64,
 }
 
-impl Sessions {
+impl CommandSessions {
     fn expire(&mut self, now: f64) {
         self.open.retain(|_, s| now - s.last_used < SESSION_IDLE);
     }
@@ -281,7 +281,7 @@ pub fn completed(
 /// Handles one `<command/>` request. `asker` is `None` when the stanza had no `from` (the
 /// server itself): it may run nothing.
 pub fn handle(
-    sessions: &mut Sessions,
+    sessions: &mut CommandSessions,
     ctx: &Context<'_>,
     asker: Option<&BareJid>,
     rights: Rights,
@@ -340,7 +340,7 @@ pub fn handle(
 /// The answer to a first stage: `status` completes at once, the others open a session and
 /// send their form.
 fn first_stage(
-    sessions: &mut Sessions,
+    sessions: &mut CommandSessions,
     ctx: &Context<'_>,
     node: Node,
     asker: &BareJid,
@@ -506,7 +506,7 @@ mod tests {
     fn rights() {
         let (t, table) = (Thresholds::default(), MetricTable::default());
         let c = ctx(&table, &t, &[]);
-        let mut s = Sessions::default();
+        let mut s = CommandSessions::default();
         let u = jid("u@x");
         let e = handle(
             &mut s,
@@ -557,7 +557,7 @@ mod tests {
     fn sessions_keep_their_id_expire_and_are_bounded() {
         let (t, table) = (Thresholds::default(), MetricTable::default());
         let c = ctx(&table, &t, &[]);
-        let mut s = Sessions::default();
+        let mut s = CommandSessions::default();
         let a = jid("ops@x");
         let (first, _) = handle(
             &mut s,
@@ -667,7 +667,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
         }];
         let a = jid("ops@x");
-        let mut s = Sessions::default();
+        let mut s = CommandSessions::default();
         let mut first = |node: &str, shell: &[ShellCommand]| {
             let c = ctx(&table, &t, shell);
             let (r, e) = handle(
@@ -704,7 +704,7 @@ mod tests {
     fn cancel_and_bad_payload() {
         let (t, table) = (Thresholds::default(), MetricTable::default());
         let c = ctx(&table, &t, &[]);
-        let mut s = Sessions::default();
+        let mut s = CommandSessions::default();
         let a = jid("ops@x");
         let (first, _) = handle(
             &mut s,
