@@ -103,7 +103,10 @@ impl Process {
         let child = Command::new(crate::workspace_bin(bin))
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("BOTS_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

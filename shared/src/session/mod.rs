@@ -93,6 +93,10 @@ pub enum SessionError {
 /// One bot's connection.
 pub struct Session {
     stream: StanzaStream,
+    /// Builds a fresh stream (no XEP-0198 state); see [`Session::next`]'s `Suspended` arm.
+    fresh_stream: Box<dyn Fn() -> StanzaStream + Send + Sync>,
+    /// Losses in a row without getting online in between.
+    losses_in_a_row: u32,
     jid: FullJid,
     software: Software,
     hide_os: bool,
@@ -110,12 +114,18 @@ impl Session {
     pub fn start(cfg: &XmppConfig, software: Software) -> Result<Self, SessionError> {
         let connector = Connector::new(cfg).map_err(SessionError::Tls)?;
         let jid = cfg.full_jid();
-        let stream = StanzaStream::new(
-            reconnector(connector, jid.clone(), cfg.password.expose().to_string()),
-            256,
-        );
+        let password = cfg.password.expose().to_string();
+        let stream_jid = jid.clone();
+        let fresh_stream = Box::new(move || {
+            StanzaStream::new(
+                reconnector(connector.clone(), stream_jid.clone(), password.clone()),
+                256,
+            )
+        });
         Ok(Self {
-            stream,
+            stream: fresh_stream(),
+            fresh_stream,
+            losses_in_a_row: 0,
             jid,
             software,
             hide_os: cfg.hide_os,
@@ -146,14 +156,32 @@ impl Session {
                     for (_, pending) in self.pending.drain() {
                         let _ = pending.waiter.send(Err(IqFailure::Lost));
                     }
+                    self.losses_in_a_row = 0;
                     tracing::info!(jid = %self.jid, "Session established.");
                     return Some(Incoming::Online { resumed: false });
                 }
                 StreamEvent::Stream(StreamState::Resumed) => {
+                    self.losses_in_a_row = 0;
                     tracing::info!(jid = %self.jid, "Session resumed (XEP-0198).");
                     return Some(Incoming::Online { resumed: true });
                 }
                 StreamEvent::Stream(StreamState::Suspended) => {
+                    self.losses_in_a_row += 1;
+                    // WORKAROUND (tokio-xmpp 6.0.0 / xmpp-parsers 0.23): ejabberd answers a
+                    // resumption it cannot honour (after a server restart) with `<failed/>`
+                    // without the optional `h` attribute; xmpp-parsers refuses that element,
+                    // tokio-xmpp treats it as an I/O error and tries to resume again, forever.
+                    // A second loss in a row without getting online starts a fresh stream with
+                    // no resumption state (a plain bind; the bot re-announces itself on the
+                    // `Online { resumed: false }` that follows).
+                    if self.losses_in_a_row >= 2 {
+                        tracing::info!(jid = %self.jid, "Resumption keeps failing; starting a fresh session.");
+                        self.stream = (self.fresh_stream)();
+                    }
+                    if self.losses_in_a_row > 2 {
+                        // Already reported as lost; the bot's state needs no second notice.
+                        continue;
+                    }
                     tracing::warn!(jid = %self.jid, "Connection lost; reconnecting.");
                     return Some(Incoming::Suspended);
                 }
