@@ -8,47 +8,28 @@ use std::time::Duration;
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::session::{
-    forward, stanza_error, Incoming, IqOutcome, IqRequest, Session, SessionError, Software,
+    forward, stanza_error, Incoming, IqRequest, Session, SessionError, Software,
 };
-use jabmon_shared::{forms, ns, pep as pep_req, unix_now as now};
+use jabmon_shared::{ns, pep as pep_req, unix_now as now};
 use minidom::Element;
 use tokio::sync::mpsc;
-use xmpp_parsers::disco::{DiscoInfoQuery, DiscoItemsQuery};
-use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
-use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::chat;
-use crate::commands::{reboot, runs, shell, Rights};
+use crate::commands::{reboot, Rights};
 use crate::config::Config;
 use crate::disco::{self, HostFacts, Profile};
 use crate::events::Notice;
-use crate::monitor::{Background, Monitor, ShellJob};
+use crate::monitor::{Background, Monitor};
 use crate::pep::Published;
 use crate::presence;
 use crate::sample::Sampler;
+use crate::work::{self, Done};
 
 /// How long shutdown may take before we leave anyway (docs/protocol.md §1 allows 5 s in all).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-
-/// Errors that stop the collector.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Session(#[from] SessionError),
-}
-
-/// Work that finished away from the main task.
-enum Done {
-    Published(Published, IqOutcome),
-    /// The newest item of our own events node, read at start.
-    BootCheck(IqOutcome),
-    /// A shell run ended: the request to answer, the run, how it ended.
-    Shell(Box<(IqRequest, ShellJob, shell::Outcome)>),
-    /// A step of a background run (the reboot) to publish.
-    Notice(Notice),
-}
 
 struct Collector {
     cfg: Config,
@@ -61,7 +42,7 @@ struct Collector {
 
 /// Runs the collector until `shutdown` resolves, then publishes `stopping`, says goodbye
 /// (unavailable presence, status `Stopping`) and closes the stream within [`SHUTDOWN_GRACE`].
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), SessionError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut bot = Collector::start(cfg, done_tx)?;
     // The first reading was taken at start; the next is due one interval later.
@@ -86,10 +67,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
 impl Collector {
     fn start(cfg: Config, done_tx: mpsc::UnboundedSender<Done>) -> Result<Self, SessionError> {
-        let software = Software {
-            name: "jabmon-collector".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        };
+        let software = Software::new("jabmon-collector", env!("CARGO_PKG_VERSION"));
         let session = Session::start(&cfg.xmpp, software)?;
         let facts = HostFacts::read();
         let interval = cfg.publish_interval.as_secs_f64();
@@ -175,12 +153,9 @@ impl Collector {
     /// Sends presence when the pacer allows it (or always, when `force`).
     async fn announce(&mut self, force: bool) {
         if self.monitor.presence_due(now(), force) {
-            self.session.send(self.presence()).await;
+            let p = self.monitor.presence(self.profile.caps.clone());
+            self.session.send(p).await;
         }
-    }
-
-    fn presence(&self) -> Presence {
-        self.monitor.presence(self.profile.caps.clone())
     }
 
     async fn on_presence(&mut self, p: Presence) {
@@ -189,7 +164,7 @@ impl Collector {
         };
         let acls = [&self.cfg.subscribers, &self.cfg.admins];
         let current = (self.monitor.is_online() && p.type_ == PresenceType::Subscribed)
-            .then(|| self.presence());
+            .then(|| self.monitor.presence(self.profile.caps.clone()));
         for reply in presence::subscription_replies(&p.type_, &from, &acls, current) {
             self.session.send(reply).await;
         }
@@ -206,21 +181,17 @@ impl Collector {
             if let Ok(cmd) = Command::try_from(req.payload.clone()) {
                 return self.on_command(req, cmd, rights).await;
             }
-        } else if let Ok(q) = DiscoInfoQuery::try_from(req.payload.clone()) {
-            let info = self
-                .profile
-                .info(q.node.as_deref(), rights, &self.monitor.table);
-            return self.answer(&req, info.map(forms::to_element)).await;
-        } else if let Ok(q) = DiscoItemsQuery::try_from(req.payload.clone()) {
-            let items = disco::items(self.session.jid(), q.node.as_deref(), rights);
-            return self.answer(&req, items.map(Element::from)).await;
+        } else if let Some(answer) = disco::answer(
+            &self.profile,
+            self.session.jid(),
+            &req.payload,
+            rights,
+            &self.monitor.table,
+        ) {
+            let answer = answer.map(Some).map_err(|c| stanza_error(c, None));
+            return self.session.reply(&req, answer).await;
         }
         self.session.reply_unavailable(&req).await
-    }
-
-    async fn answer(&self, req: &IqRequest, answer: Result<Element, DefinedCondition>) {
-        let answer = answer.map(Some).map_err(|c| stanza_error(c, None));
-        self.session.reply(req, answer).await
     }
 
     async fn on_command(&mut self, req: IqRequest, cmd: Command, rights: Rights) {
@@ -240,37 +211,18 @@ impl Collector {
             Background::Shell(job) => {
                 // Answered when the run ends; the bot keeps serving meanwhile.
                 self.flush_events().await;
-                return self.spawn_shell(req, job);
+                return work::spawn_shell(&self.done_tx, req, job);
             }
-            Background::Reboot { delay_secs, asker } => self.spawn_reboot(asker, delay_secs),
+            Background::Reboot { delay_secs, asker } => {
+                let command = reboot::command(self.cfg.reboot_command.clone());
+                work::spawn_reboot(&self.done_tx, command, asker, delay_secs);
+            }
             Background::None => {}
         }
-        self.answer(&req, Ok(response.to_element())).await;
+        self.session
+            .reply(&req, Ok(Some(response.to_element())))
+            .await;
         self.flush_events().await;
-    }
-
-    fn spawn_shell(&self, req: IqRequest, job: ShellJob) {
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            let outcome = shell::run(&job.command).await;
-            let _ = tx.send(Done::Shell(Box::new((req, job, outcome))));
-        });
-    }
-
-    /// After `delay_secs`, `running`; `reboot_command`; then `finished`.
-    fn spawn_reboot(&self, asker: BareJid, delay_secs: u64) {
-        let command = reboot::command(self.cfg.reboot_command.clone());
-        let tx = self.done_tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(delay_secs)).await;
-            let _ = tx.send(Done::Notice(runs::running(&command.name, &asker)));
-            let exit_code = shell::run(&command).await.exit_code;
-            let _ = tx.send(Done::Notice(runs::finished(
-                &command.name,
-                &asker,
-                exit_code,
-            )));
-        });
     }
 
     async fn on_done(&mut self, done: Done) {
@@ -282,7 +234,9 @@ impl Collector {
             Done::Shell(run) => {
                 let (req, job, outcome) = *run;
                 let response = self.monitor.shell_finished(job, &outcome, t);
-                self.answer(&req, Ok(response.to_element())).await;
+                self.session
+                    .reply(&req, Ok(Some(response.to_element())))
+                    .await;
             }
         }
         self.flush_events().await;
@@ -297,9 +251,7 @@ impl Collector {
 
     async fn send_publish(&mut self, what: Published, request: Element) {
         let rx = self.session.request(None, true, request).await;
-        forward(rx, &self.done_tx, move |outcome| {
-            Done::Published(what, outcome)
-        });
+        forward(rx, &self.done_tx, move |o| Done::Published(what, o));
     }
 
     /// Reads the newest event this account published (its `boot` attribute) to tell a reboot

@@ -7,9 +7,12 @@
 use std::collections::BTreeSet;
 
 use jabmon_shared::{adhoc, caps, forms, ns};
+use minidom::Element;
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
-use xmpp_parsers::disco::{DiscoInfoResult, DiscoItemsResult, Identity, Item};
+use xmpp_parsers::disco::{
+    DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity, Item,
+};
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::stanza_error::DefinedCondition;
 
@@ -263,11 +266,28 @@ pub fn items(
     }
 }
 
+/// The answer to a disco get: `None` when `payload` is not a disco#info or disco#items query.
+pub fn answer(
+    profile: &Profile,
+    me: &FullJid,
+    payload: &Element,
+    rights: Rights,
+    table: &MetricTable,
+) -> Option<Result<Element, DefinedCondition>> {
+    if let Ok(q) = DiscoInfoQuery::try_from(payload.clone()) {
+        let info = profile.info(q.node.as_deref(), rights, table);
+        Some(info.map(forms::to_element))
+    } else if let Ok(q) = DiscoItemsQuery::try_from(payload.clone()) {
+        Some(items(me, q.node.as_deref(), rights).map(Element::from))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::Unit;
-    use minidom::Element;
 
     fn facts() -> HostFacts {
         HostFacts {

@@ -14,6 +14,7 @@
 //! - [`commands`]: the XEP-0050 commands, one file each, and the events of a command run.
 //! - [`chat`]: the one-line answer to a chat message.
 //! - [`monitor`]: the state between stanzas, tying the pure parts together.
+//! - [`work`]: shell runs, the reboot sequence and awaited answers, away from the main task.
 //! - [`bot`]: the event loop: reads a stanza or a timer, asks the pure parts, sends what they
 //!   return.
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod monitor;
 pub mod pep;
 pub mod presence;
 pub mod sample;
+pub mod work;
 
 pub use bot::run;
 pub use config::Config;

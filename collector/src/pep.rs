@@ -31,7 +31,7 @@ pub enum Published {
 /// Publisher state.
 #[derive(Debug)]
 pub struct Publisher {
-    full_options: bool,
+    options: pep::OptionsFallback,
     failing: bool,
     retry_at: f64,
     backoff: Backoff,
@@ -42,7 +42,7 @@ pub struct Publisher {
 impl Default for Publisher {
     fn default() -> Self {
         Self {
-            full_options: true,
+            options: pep::OptionsFallback::default(),
             failing: false,
             retry_at: 0.0,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
@@ -54,11 +54,8 @@ impl Default for Publisher {
 
 impl Publisher {
     fn options(&self, max_items: &'static str) -> Vec<(&'static str, &'static str)> {
-        let mut o = vec![("pubsub#access_model", "presence")];
-        if self.full_options {
-            o.insert(0, ("pubsub#max_items", max_items));
-        }
-        o
+        self.options
+            .options(&[("pubsub#access_model", "presence")], max_items)
     }
 
     /// Whether publishing is allowed at `now` (not backing off).
@@ -112,9 +109,7 @@ impl Publisher {
             }
             Err(error) => {
                 if let Some(e) = &error {
-                    if self.full_options && pep::refuses_options(e) {
-                        self.full_options = false;
-                        tracing::warn!(reason = %pep::describe(e), "Server refused publish-options; publishing with pubsub#access_model only.");
+                    if self.options.refused(e) {
                         if let Published::Event(ev) = what {
                             self.queue.push_front(*ev);
                         }

@@ -43,17 +43,13 @@ struct Hub {
     session: Session,
     state: HubState,
     fatal: Option<String>,
-    /// Cleared when the server refuses `pubsub#max_items` as a publish-option (ejabberd).
-    full_publish_options: bool,
+    publish_options: pep::OptionsFallback,
     done_tx: mpsc::UnboundedSender<Done>,
 }
 
 /// Runs the hub until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let software = Software {
-        name: "jabmon-hub".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    };
+    let software = Software::new("jabmon-hub", env!("CARGO_PKG_VERSION"));
     let mut engine = HubState::engine_for(&cfg);
     let restored = cfg.hub.storage == Storage::File;
     if restored {
@@ -68,7 +64,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         cfg,
         session,
         fatal: None,
-        full_publish_options: true,
+        publish_options: pep::OptionsFallback::default(),
         done_tx,
     };
     let mut tick = tokio::time::interval(TICK);
@@ -164,12 +160,8 @@ impl Hub {
     }
 
     async fn on_published(&mut self, what: Published, outcome: IqOutcome) {
-        if let (Err(IqFailure::Error(e)), true, Published::Registrations) =
-            (&outcome, self.full_publish_options, what)
-        {
-            if pep::refuses_options(e) {
-                tracing::warn!(reason = %pep::describe(e), "Server refused publish-options; saving with access_model and persist_items only.");
-                self.full_publish_options = false;
+        if let (Err(IqFailure::Error(e)), Published::Registrations) = (&outcome, what) {
+            if self.publish_options.refused(e) {
                 return self.save().await;
             }
         }
@@ -192,13 +184,13 @@ impl Hub {
             }
             Storage::Pep => {
                 let payload: Element = storage::PepRegistrations::from(saved.as_slice()).into();
-                let mut options = vec![
-                    ("pubsub#persist_items", "true"),
-                    ("pubsub#access_model", "whitelist"),
-                ];
-                if self.full_publish_options {
-                    options.push(("pubsub#max_items", "1"));
-                }
+                let options = self.publish_options.options(
+                    &[
+                        ("pubsub#persist_items", "true"),
+                        ("pubsub#access_model", "whitelist"),
+                    ],
+                    "1",
+                );
                 let req = pep::publish(storage::NS, "current", payload, &options);
                 let rx = self.session.request(None, true, req).await;
                 let then = Awaiting::Published(Published::Registrations);

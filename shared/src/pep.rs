@@ -78,6 +78,52 @@ pub fn refuses_options(err: &StanzaError) -> bool {
         .any(|t| t.contains("Unknown field") || t.contains("publish-options"))
 }
 
+/// The publish-options one publisher sends, with the one fallback jabmon knows: ejabberd
+/// refuses `pubsub#max_items` as a publish-option (see [`refuses_options`]); after that
+/// refusal the publisher leaves it out for as long as it runs, and never sends the identical
+/// request again.
+#[derive(Debug, Clone)]
+pub struct OptionsFallback {
+    with_max_items: bool,
+}
+
+impl Default for OptionsFallback {
+    fn default() -> Self {
+        Self {
+            with_max_items: true,
+        }
+    }
+}
+
+impl OptionsFallback {
+    /// `base`, preceded by `pubsub#max_items = max_items` unless the server refused it.
+    pub fn options(
+        &self,
+        base: &[(&'static str, &'static str)],
+        max_items: &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
+        let max = self
+            .with_max_items
+            .then_some(("pubsub#max_items", max_items));
+        max.into_iter().chain(base.iter().copied()).collect()
+    }
+
+    /// Whether `err` is the server refusing our publish-options for the first time: then
+    /// `pubsub#max_items` is dropped (logged once, with the server's reason) and the caller
+    /// publishes again at once. Any other error, or a second refusal, is the caller's to handle.
+    pub fn refused(&mut self, err: &StanzaError) -> bool {
+        if !self.with_max_items || !refuses_options(err) {
+            return false;
+        }
+        self.with_max_items = false;
+        tracing::warn!(
+            reason = %describe(err),
+            "Server refused publish-options; publishing without pubsub#max_items from now on."
+        );
+        true
+    }
+}
+
 /// The server's words for an error, for one log line.
 pub fn describe(err: &StanzaError) -> String {
     let text = err.texts.values().next().cloned().unwrap_or_default();
@@ -133,5 +179,28 @@ mod tests {
         e.defined_condition = DefinedCondition::Forbidden;
         e.texts.clear();
         assert!(!refuses_options(&e));
+    }
+
+    #[test]
+    fn fallback_drops_max_items_once() {
+        let base = [("pubsub#access_model", "presence")];
+        let mut f = OptionsFallback::default();
+        assert_eq!(
+            f.options(&base, "1"),
+            vec![
+                ("pubsub#max_items", "1"),
+                ("pubsub#access_model", "presence")
+            ]
+        );
+        let forbidden = crate::session::stanza_error(DefinedCondition::Forbidden, None);
+        assert!(!f.refused(&forbidden), "not a refusal of options");
+        assert_eq!(f.options(&base, "1").len(), 2);
+        let refusal = crate::session::stanza_error(
+            DefinedCondition::ResourceConstraint,
+            Some("Unknown field 'pubsub#max_items'"),
+        );
+        assert!(f.refused(&refusal));
+        assert_eq!(f.options(&base, "1"), base.to_vec());
+        assert!(!f.refused(&refusal), "never the same fallback twice");
     }
 }

@@ -46,6 +46,15 @@ pub struct Software {
     pub version: String,
 }
 
+impl Software {
+    pub fn new(name: &str, version: &str) -> Self {
+        Software {
+            name: name.to_string(),
+            version: version.to_string(),
+        }
+    }
+}
+
 /// Something the bot has to act on.
 #[derive(Debug)]
 pub enum Incoming {
