@@ -79,6 +79,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             },
             Some((then, outcome)) = done_rx.recv() => hub.on_done(then, outcome).await,
             _ = tick.tick() => {
+                hub.state.observe_backlog(hub.session.backlog(), now());
                 let actions = hub.state.on_tick(now());
                 hub.perform(actions).await;
             }

@@ -4,6 +4,7 @@
 //! - [`config`]: `[hub]` and the common sections.
 //! - [`collectors`]: the collector registry and status rules (pure).
 //! - [`delivery`]: per-user rate limits, queues, pausing and drop reports (pure).
+//! - [`throttle`]: noticing that the server's rate limit throttles the hub (pure).
 //! - [`storage`]: registrations on disk or in a private PEP node.
 //! - [`commands`]: the hub's ad-hoc commands, one file each.
 //! - [`roster`]: available resources, the caps cache, who is a collector (pure).
@@ -27,6 +28,7 @@ pub mod restore;
 pub mod roster;
 pub mod state;
 pub mod storage;
+pub mod throttle;
 
 pub use bot::run;
 pub use config::Config;

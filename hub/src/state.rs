@@ -25,6 +25,7 @@ use crate::query::{dropped_message, Engine, Limits, Output, Reply};
 use crate::restore::{self, Restore, MAX_BUFFERED};
 use crate::roster::{self, CollectorCheck, Roster};
 use crate::storage;
+use crate::throttle::{Episode, Throttle};
 
 /// Something the bot must do.
 #[derive(Debug)]
@@ -88,6 +89,7 @@ pub struct HubState {
     ingest: Ingest,
     restore: Restore<Message>,
     disco: Disco,
+    throttle: Throttle,
     online: bool,
     shutting_down: bool,
     last_tick: f64,
@@ -107,6 +109,7 @@ impl HubState {
             ingest: Ingest::default(),
             restore: Restore::new(restored, MAX_BUFFERED),
             disco: Disco::default(),
+            throttle: Throttle::default(),
             online: false,
             shutting_down: false,
             last_tick: 0.0,
@@ -454,7 +457,7 @@ impl HubState {
             let body = o.message_body();
             self.delivery.push(&o.user, &o.key, body, now);
         }
-        if !self.online {
+        if !self.online || self.throttle.holding() {
             return vec![];
         }
         let type_ = match self.cfg.hub.event_message_type {
@@ -472,6 +475,22 @@ impl HubState {
                 Some(Action::Message(m))
             })
             .collect()
+    }
+
+    /// The session's backlog (stanzas the server has not taken yet), seen at `now`: logs the
+    /// start and end of a throttling episode, and holds event messages while it is deep.
+    pub fn observe_backlog(&mut self, backlog: usize, now: f64) {
+        match self.throttle.observe(backlog, now) {
+            Some(Episode::Began { backlog }) => tracing::warn!(
+                backlog,
+                "The server reads the hub's stanzas slowly: its rate limit throttles the hub and \
+                 events reach users late or are dropped. Exempt the hub's JID: Prosody \
+                 `unlimited_jids` (limits), ejabberd `c2s_shaper` rule `none` (see \
+                 docs/operations.md, \"Rate limits\")."
+            ),
+            Some(Episode::Ended) => tracing::info!("The server no longer throttles the hub."),
+            None => {}
+        }
     }
 
     /// Every 250 ms: delivery; once a second also `absent` and the silence backstop.
@@ -537,6 +556,7 @@ impl HubState {
             engine: &mut self.engine,
             delivery: &mut self.delivery,
             registry: &self.registry,
+            throttle_note: self.throttle.note(),
             user,
             now,
         };

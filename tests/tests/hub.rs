@@ -30,6 +30,7 @@ fn network(kind: Kind) -> Net {
         ("u1", "pw-u1"),
         ("u2", "pw-u2"),
         ("u3", "pw-u3"),
+        ("u4", "pw-u4"),
         ("eve", "pw-eve"),
     ] {
         server.register(u, p);
@@ -49,7 +50,7 @@ fn hub_config(server: &Server, storage: &str) -> std::path::PathBuf {
     hub_toml(
         server,
         &format!(
-            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\", \"u2@localhost\", \"u3@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\nmax_events_per_second_per_user = 200\n",
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\", \"u2@localhost\", \"u3@localhost\", \"u4@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\nmax_events_per_second_per_user = 200\n",
             state.display()
         ),
     )
@@ -272,11 +273,12 @@ async fn registrations_survive_a_restart_with_file_storage(kind: Kind) {
 
 server_matrix!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    flooders_and_offline_users_do_not_delay_others
+    flooders_offline_users_and_stalled_readers_do_not_delay_others
 );
-/// A user flooding queries and a user who went offline with a busy registration must not
-/// delay U1's events. Prints the gaps it measured.
-async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
+/// A user flooding queries, a user who went offline with a busy registration and a user
+/// whose client stopped reading (online, with the hub sending it its full per-user rate) must
+/// not delay U1's events. Prints the gaps it measured.
+async fn flooders_offline_users_and_stalled_readers_do_not_delay_others(kind: Kind) {
     let net = network(kind);
     let hub = InProcess::hub(&hub_config(&net.server, "file"));
     let mut u1 = user_of_hub(&net.server, "u1").await;
@@ -288,6 +290,13 @@ async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
         .send(xmpp_parsers::presence::Presence::unavailable())
         .await;
     u3.session.close(None, Duration::from_secs(2)).await;
+    // U4 registers every metric of web1 five times (~350 events a second, more than the hub's
+    // 200 per user) and then never reads again: the client is kept, its session never polled.
+    let mut u4 = user_of_hub(&net.server, "u4").await;
+    for i in 0..5 {
+        let r = query(&mut u4, &format!(r"SELECT id FROM ^web1\.(|{i});")).await;
+        assert_eq!(r["status"], 200, "{r}");
+    }
     let key = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await["results"]["key"]
         .as_str()
         .unwrap()
@@ -330,6 +339,7 @@ async fn flooders_and_offline_users_do_not_delay_others(kind: Kind) {
     eprintln!("U1 event gaps under a {sent}-query flood and an offline user: {gaps:.3?} (max {max:.3} s; publish interval 1 s)");
     // Events keep coming at the collector's pace: no gap near the 10 s wait.
     assert!(max < 3.0, "U1 was delayed: gaps {gaps:?}");
+    drop(u4);
     hub.stop().await;
 }
 

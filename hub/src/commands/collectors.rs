@@ -5,8 +5,9 @@ use minidom::Element;
 
 use crate::collectors::{CollectorState, Registry};
 
-/// The completed response: one row per collector and the counts by status.
-pub fn execute(registry: &Registry, now: f64) -> Element {
+/// The completed response: one row per collector and the counts by status, then the
+/// `throttle_note` if the server throttles the hub.
+pub fn execute(registry: &Registry, now: f64, throttle_note: Option<&str>) -> Element {
     let ago = |t: Option<f64>| {
         t.map(|t| format!("{:.0} s ago", (now - t).max(0.0)))
             .unwrap_or_else(|| "never".into())
@@ -27,6 +28,7 @@ pub fn execute(registry: &Registry, now: f64) -> Element {
         CollectorState::Alive,
         CollectorState::Busy,
         CollectorState::Critical,
+        CollectorState::Stopped,
         CollectorState::Dead,
     ]
     .iter()
@@ -48,11 +50,12 @@ pub fn execute(registry: &Registry, now: f64) -> Element {
         ],
         &rows,
     );
-    super::completed(
-        "collectors",
-        &format!("{} collectors: {counts}.", rows.len()),
-        Some(form),
-    )
+    let mut note = format!("{} collectors: {counts}.", rows.len());
+    if let Some(throttled) = throttle_note {
+        note.push(' ');
+        note.push_str(throttled);
+    }
+    super::completed("collectors", &note, Some(form))
 }
 
 #[cfg(test)]
@@ -75,11 +78,18 @@ mod tests {
             Seen::Unavailable { planned: false },
             0.0,
         );
-        let text = String::from(&execute(&r, 10.0));
+        r.presence(
+            &BareJid::new("web3@x").unwrap(),
+            Seen::Unavailable { planned: true },
+            0.0,
+        );
+        let text = String::from(&execute(&r, 10.0, None));
         assert!(
-            text.contains("2 collectors: 1 alive, 0 busy, 0 critical, 1 dead."),
+            text.contains("3 collectors: 1 alive, 0 busy, 0 critical, 1 stopped, 1 dead."),
             "{text}"
         );
         assert!(text.contains("web2@x") && text.contains("10 s ago"));
+        let throttled = String::from(&execute(&r, 10.0, Some("The server is throttling.")));
+        assert!(throttled.contains("1 dead. The server is throttling."));
     }
 }

@@ -51,6 +51,8 @@ pub struct Context<'a> {
     pub engine: &'a mut Engine,
     pub delivery: &'a mut Delivery,
     pub registry: &'a Registry,
+    /// Said in the `collectors` note while the server throttles the hub.
+    pub throttle_note: Option<String>,
     /// The caller.
     pub user: &'a BareJid,
     pub now: f64,
@@ -60,7 +62,9 @@ impl HubCommand {
     /// Runs the command; returns the completed `<command/>`.
     pub fn execute(self, ctx: Context<'_>) -> Element {
         match self {
-            HubCommand::Collectors => collectors::execute(ctx.registry, ctx.now),
+            HubCommand::Collectors => {
+                collectors::execute(ctx.registry, ctx.now, ctx.throttle_note.as_deref())
+            }
             HubCommand::Queries => queries::execute(ctx.engine, ctx.user.as_str()),
             HubCommand::DeleteQueries => {
                 delete_queries::execute(ctx.engine, ctx.delivery, ctx.user.as_str())

@@ -9,9 +9,10 @@
 //! internal `try_lock` fails — the client then stalls under load or after a reconnect. We do
 //! not use `Client` at all: a [`StanzaStream`] owned by one task, never split, is polled
 //! through a plain channel and has no lock on its receive path. The stress test
-//! `tests/tests/session_stress.rs` fails if a stall comes back. When upstream fixes those two
+//! `tests/tests/session.rs` fails if a stall comes back. When upstream fixes those two
 //! `poll_next`s, `Client` could replace this module's IQ tracking.
 
+pub mod backlog;
 pub mod backoff;
 pub mod connector;
 pub mod discarded;
@@ -24,7 +25,8 @@ use futures::StreamExt;
 use minidom::Element;
 use tokio::sync::oneshot;
 use tokio_xmpp::stanzastream::{
-    Connection, Event as StreamEvent, StanzaStage, StanzaStream, StreamEvent as StreamState,
+    Connection, Event as StreamEvent, StanzaStage, StanzaStream, StanzaToken,
+    StreamEvent as StreamState,
 };
 use tokio_xmpp::xmlstream::Timeouts;
 use xmpp_parsers::iq::Iq;
@@ -36,8 +38,14 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
 
 use crate::config::XmppConfig;
+use backlog::Backlog;
 use backoff::Backoff;
 use connector::Connector;
+
+/// Stanzas queued in each direction before [`Session::send`] (or the server's side) waits.
+/// Deep enough that a throttled hub keeps reading while it notices the backlog and holds
+/// back events (docs/operations.md, "Rate limits").
+pub const QUEUE_DEPTH: usize = 4096;
 
 /// How a bot names itself in XEP-0092 answers.
 #[derive(Debug, Clone)]
@@ -110,6 +118,8 @@ pub struct Session {
     software: Software,
     hide_os: bool,
     pending: HashMap<String, PendingIq>,
+    /// What we sent that the server has not taken yet (see [`Session::backlog`]).
+    backlog: Mutex<Backlog<StanzaToken>>,
 }
 
 /// An IQ we sent and wait for: whom it was sent to, and who waits for the outcome.
@@ -128,7 +138,7 @@ impl Session {
         let fresh_stream = Box::new(move || {
             StanzaStream::new(
                 reconnector(connector.clone(), stream_jid.clone(), password.clone()),
-                256,
+                QUEUE_DEPTH,
             )
         });
         Ok(Self {
@@ -139,6 +149,7 @@ impl Session {
             software,
             hide_os: cfg.hide_os,
             pending: HashMap::new(),
+            backlog: Mutex::new(Backlog::default()),
         })
     }
 
@@ -158,7 +169,12 @@ impl Session {
                 () = sleep_until_some(summary_due) => continue,
             };
             match event {
-                StreamEvent::Stream(StreamState::Reset { bound_jid, .. }) => {
+                StreamEvent::Stream(StreamState::Reset {
+                    bound_jid,
+                    features,
+                }) => {
+                    let acks = features.stream_management.is_some();
+                    self.with_backlog(|b| b.reset(acks));
                     if let Ok(full) = bound_jid.try_into_full() {
                         self.jid = full;
                     }
@@ -305,9 +321,22 @@ impl Session {
     }
 
     /// Queues a stanza for sending. Returns once it is queued (not once it is written), so a
-    /// slow server applies back-pressure only when the 256-deep queue is full.
+    /// slow server applies back-pressure only when the [`QUEUE_DEPTH`]-deep queue is full; a
+    /// bot that must not wait watches [`Session::backlog`] and holds back what can wait.
     pub async fn send(&self, stanza: impl Into<Stanza>) {
-        let _ = self.stream.send(Box::new(stanza.into())).await;
+        let token = self.stream.send(Box::new(stanza.into())).await;
+        self.with_backlog(|b| b.push(token));
+    }
+
+    /// Stanzas we sent that the server has not taken yet: queued, or written and not yet
+    /// acknowledged (XEP-0198). It grows while the server reads slowly (its rate limit).
+    pub fn backlog(&self) -> usize {
+        self.with_backlog(|b| b.len())
+    }
+
+    fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog<StanzaToken>) -> R) -> R {
+        let mut guard = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
     }
 
     /// Answers an IQ request with a payload, an empty result, or an error.
