@@ -653,9 +653,8 @@ mod tests {
     #[test]
     fn hub_toml_sections_load_through_the_config_loader() {
         use jabmon_shared::config::{Problems, RawConfig};
-        let dir = std::env::temp_dir().join(format!("jabmon-alerts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("hub.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
         std::fs::write(
             &path,
             r#"
@@ -699,7 +698,6 @@ users = ["alice@example.org"]
         let mut raw = RawConfig::load_with_env(Some(&path), Some(Default::default())).unwrap();
         let _: Vec<RuleConfig> = raw.section("alerts", &mut p);
         assert!(p.to_string().contains("colour"), "{p}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
