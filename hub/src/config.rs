@@ -70,6 +70,10 @@ pub struct Config {
     pub users: Acl,
     pub admins: Acl,
     pub hub: HubSection,
+    /// `[alerting]`, validated.
+    pub alerting: crate::alerts::Settings,
+    /// `[[alerts]]`, validated.
+    pub alert_rules: Vec<crate::alerts::Rule>,
 }
 
 impl Config {
@@ -84,7 +88,31 @@ impl Config {
         let log: LogConfig = raw.section("log", &mut p);
         let access: AccessSection = raw.section("access", &mut p);
         let hub: HubSection = raw.section("hub", &mut p);
+        let alerting: crate::alerts::AlertingSection = raw.section("alerting", &mut p);
+        let alert_configs: Vec<crate::alerts::RuleConfig> = raw.section("alerts", &mut p);
         raw.finish(&mut p);
+        let limits = crate::query::Limits {
+            max_queries_per_user: hub.max_queries_per_user,
+            ..crate::query::Limits::default()
+        };
+        let (alerting, alert_rules) = match alerting.validate() {
+            Ok(settings) => {
+                let rules = crate::alerts::validate_rules(&alert_configs, &settings, &limits)
+                    .unwrap_or_else(|problems| {
+                        problems
+                            .into_iter()
+                            .for_each(|e| p.push(format!("[[alerts]] {e}")));
+                        vec![]
+                    });
+                (settings, rules)
+            }
+            Err(problems) => {
+                problems
+                    .into_iter()
+                    .for_each(|e| p.push(format!("[alerting] {e}")));
+                (crate::alerts::Settings::default(), vec![])
+            }
+        };
         let xmpp = xmpp.validate(&mut p);
         log.validate(&mut p);
         if !access.subscribers.is_empty() {
@@ -124,6 +152,8 @@ impl Config {
             users,
             admins,
             hub,
+            alerting,
+            alert_rules,
         })
     }
 }

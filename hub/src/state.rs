@@ -15,6 +15,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::pubsub::event::Event as PubSubEvent;
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
+use crate::alerts::{self, Alerts, Target};
 use crate::collectors::{Change, Registry, Seen};
 use crate::commands::{Context, HubCommand};
 use crate::config::{Config, EventMessageType};
@@ -90,6 +91,9 @@ pub struct HubState {
     restore: Restore<Message>,
     disco: Disco,
     throttle: Throttle,
+    alerts: Alerts,
+    /// Alert messages decided while feeding, sent with the next delivery.
+    alert_actions: Vec<alerts::Action>,
     online: bool,
     shutting_down: bool,
     last_tick: f64,
@@ -98,7 +102,22 @@ pub struct HubState {
 impl HubState {
     /// `engine` holds the registrations already loaded (`restored`: from the state file).
     pub fn new(cfg: Config, engine: Engine, restored: bool) -> Self {
+        let limits = Self::engine_limits(&cfg);
+        let rules = cfg.alert_rules.clone();
+        let started = jabmon_shared::unix_now();
+        let alerts = Alerts::new(cfg.alerting.clone(), limits.clone(), rules, started)
+            .unwrap_or_else(|problems| {
+                // The config loader validated the rules; this is a second line of defence.
+                tracing::error!(
+                    ?problems,
+                    "Alert rules refused; alerting runs without them."
+                );
+                Alerts::new(cfg.alerting.clone(), limits, vec![], started)
+                    .unwrap_or_else(|_| unreachable!("no rules, no problems"))
+            });
         Self {
+            alerts,
+            alert_actions: Vec::new(),
             delivery: Delivery::new(
                 cfg.hub.max_events_per_second_per_user,
                 cfg.hub.max_queued_events_per_user,
@@ -119,10 +138,14 @@ impl HubState {
 
     /// The engine for the configured limits.
     pub fn engine_for(cfg: &Config) -> Engine {
-        Engine::new(Limits {
+        Engine::new(Self::engine_limits(cfg))
+    }
+
+    fn engine_limits(cfg: &Config) -> Limits {
+        Limits {
             max_queries_per_user: cfg.hub.max_queries_per_user,
             ..Limits::default()
-        })
+        }
     }
 
     fn is_user(&self, jid: &BareJid) -> bool {
@@ -344,7 +367,11 @@ impl HubState {
             payload,
             then: Awaiting::Published(Published::CollectorStatus),
         }];
-        let outputs = self.feed(ingest::status_feeds(&change, now));
+        if let Some(signal) = alerts::collector::from_status(&change) {
+            let decided = self.alerts.on_collector(signal, now);
+            self.alert_actions.extend(decided);
+        }
+        let outputs = self.feed(ingest::status_feeds(&change, now), now);
         out.extend(self.deliver(outputs, now));
         out
     }
@@ -376,15 +403,59 @@ impl HubState {
         };
         let type_ = m.type_.clone();
         let mut out = Vec::new();
-        let reply = match self.query_reply(m, &from, &body, &mut out) {
+        let reply = match self.alert_command(&from, &body, now, &mut out) {
+            Some(Some(reply)) => Some(reply),
+            Some(None) => return out,
+            None => None,
+        };
+        let reply = match reply {
             Some(reply) => reply,
-            None => return out,
+            None => match self.query_reply(m, &from, &body, &mut out) {
+                Some(reply) => reply,
+                None => return out,
+            },
         };
         let mut answer = Message::new(Some(from));
         answer.type_ = type_;
         answer.bodies.insert(Default::default(), reply.to_json());
         out.push(Action::Message(answer));
         out
+    }
+
+    /// An alerting command (docs/alerts.md) from a user: its answers go to `out` as plain text
+    /// (`Some(None)`); a JSON reply only for a refusal or a syntax error (`Some(Some(_))`);
+    /// `None` when `body` is not an alerting command.
+    fn alert_command(
+        &mut self,
+        from: &Jid,
+        body: &str,
+        now: f64,
+        out: &mut Vec<Action>,
+    ) -> Option<Option<Reply>> {
+        let parsed = alerts::chat::parse(body, &Self::engine_limits(&self.cfg))?;
+        let bare = from.to_bare();
+        if self.shutting_down || !self.online {
+            return Some(Some(Reply::unavailable(body)));
+        }
+        if !self.is_user(&bare) {
+            return Some(Some(Reply::forbidden(body)));
+        }
+        let cmd = match parsed {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                let reason = format!("{} at column {}", e.message, e.column);
+                return Some(Some(Reply::status(e.status(), reason, body)));
+            }
+        };
+        let sender = alerts::Sender {
+            who: bare.to_string(),
+            reply_to: Target::User(bare.to_string()),
+            allowed: true,
+        };
+        let decided = self.alerts.on_command(&sender, cmd, now);
+        self.alert_actions.extend(decided);
+        out.extend(self.alert_messages());
+        Some(None)
     }
 
     /// The reply to a query, or `None` when it was buffered until the restore.
@@ -437,18 +508,47 @@ impl HubState {
         for change in ingested.changes {
             out.extend(self.status_changed(change, now));
         }
-        let outputs = self.feed(ingested.feeds);
+        let outputs = self.feed(ingested.feeds, now);
         out.extend(self.deliver(outputs, now));
         out
     }
 
-    fn feed(&mut self, feeds: impl IntoIterator<Item = Feed>) -> Vec<Output> {
+    fn feed(&mut self, feeds: impl IntoIterator<Item = Feed>, now: f64) -> Vec<Output> {
         let mut outputs = Vec::new();
         for f in feeds {
             self.engine
                 .feed(&f.name, f.timestamp, f.value, &mut outputs);
+            let decided = self.alerts.on_metric(&f.name, f.timestamp, f.value, now);
+            self.alert_actions.extend(decided);
         }
         outputs
+    }
+
+    /// The alert messages decided so far, as stanzas. Routes to rooms are not joined by this
+    /// hub yet (docs/alerts.md): those messages are logged and dropped.
+    fn alert_messages(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        for action in std::mem::take(&mut self.alert_actions) {
+            let alerts::Action::Send(msg) = action else {
+                continue;
+            };
+            match msg.to {
+                Target::User(user) => {
+                    let Ok(to) = BareJid::new(&user) else {
+                        continue;
+                    };
+                    let mut m = Message::new(Some(Jid::from(to)));
+                    m.type_ = MessageType::Chat;
+                    m.id = Some(xmpp_parsers::message::Id(msg.id));
+                    m.bodies.insert(Default::default(), msg.body);
+                    out.push(Action::Message(m));
+                }
+                Target::Room(room) => {
+                    tracing::warn!(%room, body = %msg.body, "Alert for a room: rooms are not joined yet; dropped.");
+                }
+            }
+        }
+        out
     }
 
     /// Queues outputs per user and sends what the rate limits allow now.
@@ -457,24 +557,26 @@ impl HubState {
             let body = o.message_body();
             self.delivery.push(&o.user, &o.key, body, now);
         }
-        if !self.online || self.throttle.holding() {
+        if !self.online {
             return vec![];
+        }
+        let alerts = self.alert_messages();
+        if self.throttle.holding() {
+            return alerts;
         }
         let type_ = match self.cfg.hub.event_message_type {
             EventMessageType::Chat => MessageType::Chat,
             EventMessageType::Headline => MessageType::Headline,
         };
         let ready = self.delivery.drain_ready(now, dropped_message);
-        ready
-            .into_iter()
-            .filter_map(|(user, _key, body)| {
-                let to = BareJid::new(&user).ok()?;
-                let mut m = Message::new(Some(Jid::from(to)));
-                m.type_ = type_.clone();
-                m.bodies.insert(Default::default(), body);
-                Some(Action::Message(m))
-            })
-            .collect()
+        let events = ready.into_iter().filter_map(|(user, _key, body)| {
+            let to = BareJid::new(&user).ok()?;
+            let mut m = Message::new(Some(Jid::from(to)));
+            m.type_ = type_.clone();
+            m.bodies.insert(Default::default(), body);
+            Some(Action::Message(m))
+        });
+        alerts.into_iter().chain(events).collect()
     }
 
     /// The session's backlog (stanzas the server has not taken yet), seen at `now`: logs the
@@ -500,6 +602,8 @@ impl HubState {
         if now - self.last_tick >= 1.0 {
             self.last_tick = now;
             self.engine.tick(now, &mut outputs);
+            let decided = self.alerts.tick(now);
+            self.alert_actions.extend(decided);
             let intervals = self.cfg.hub.silence_intervals;
             for change in self.registry.silence(now, intervals) {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
@@ -674,6 +778,51 @@ mod tests {
         let answer = Ok(Some(forms::to_element(collector_info())));
         let up = s.on_answer(then.clone(), answer, T);
         assert_eq!(published(&up), ["alive"]);
+    }
+
+    #[test]
+    fn a_configured_rule_alerts_its_user_and_chat_commands_answer_in_text() {
+        let mut cfg = cfg("file");
+        let rule: crate::alerts::RuleConfig = serde_json::from_value(serde_json::json!({
+            "name": "idle-high",
+            "query": r"SELECT [> 50] FROM ^web1\.cpu\.cpu\.idle$",
+            "unit": "%",
+            "users": ["ops@x"],
+        }))
+        .unwrap();
+        cfg.alert_rules =
+            crate::alerts::validate_rules(&[rule], &cfg.alerting, &Limits::default()).unwrap();
+        let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), true);
+        s.on_online(false);
+        collector_up(&mut s);
+        let mut out = s.on_message(stats(T + 1.0), T + 1.0);
+        for i in 2..40 {
+            out.extend(s.on_tick(T + i as f64));
+        }
+        let to_ops: Vec<String> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Message(m) if m.to == Some(jid("ops@x")) => {
+                    m.bodies.values().next().cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to_ops.len(), 1, "one alert message: {to_ops:?}");
+        assert!(
+            to_ops[0].contains("idle-high") && to_ops[0].contains("web1"),
+            "{to_ops:?}"
+        );
+        // `alerts` is answered in plain text, not sent to the query engine.
+        let listed = bodies(&s.on_message(chat("ops@x/r", "alerts"), T + 41.0));
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(
+            listed[0].contains("idle-high") && !listed[0].starts_with('{'),
+            "{listed:?}"
+        );
+        // A stranger may not use it.
+        let refused = bodies(&s.on_message(chat("eve@x/r", "alerts"), T + 42.0));
+        assert!(refused[0].contains("403"), "{refused:?}");
     }
 
     #[test]
