@@ -411,3 +411,41 @@ async fn forged_pep_notifications_are_ignored(kind: Kind) {
     );
     hub.stop().await;
 }
+
+server_matrix!(
+    #[tokio::test]
+    a_rule_alerts_a_user_and_a_killed_collector_raises_dead
+);
+/// A `[[alerts]]` rule from hub.toml messages its user with a readable line; SIGKILL on the
+/// collector raises a `dead` alert to the collector route.
+async fn a_rule_alerts_a_user_and_a_killed_collector_raises_dead(kind: Kind) {
+    let net = network(kind);
+    let state = net.server.scratch().join("hub-state.json");
+    let cfg = hub_toml(
+        &net.server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n[alerting]\ngroup_wait = \"0s\"\ncollector_users = [\"u1@localhost\"]\n[[alerts]]\nname = \"idle-seen\"\nquery = 'SELECT [>= 0] FROM ^web1\\.cpu\\.cpu\\.idle$'\nunit = \"%\"\nusers = [\"u1@localhost\"]\n",
+            state.display()
+        ),
+    );
+    let hub = InProcess::hub(&cfg);
+    let mut u1 = user_of_hub(&net.server, "u1").await;
+    let text = |e: &Incoming, want: &'static str| -> Option<String> {
+        let Incoming::Message(m) = e else { return None };
+        let body = m.bodies.values().next()?;
+        (m.from.as_ref()?.to_bare().to_string() == HUB && body.contains(want)).then(|| body.clone())
+    };
+    let fired = u1
+        .next_matching(WAIT, "the idle-seen alert", |e| text(e, "idle-seen"))
+        .await;
+    assert!(fired.contains("web1") && !fired.starts_with('{'), "{fired}");
+    net.collector.signal("KILL");
+    let dead = u1
+        .next_matching(Duration::from_secs(40), "the dead alert", |e| {
+            text(e, "dead")
+        })
+        .await;
+    assert!(dead.contains("web1"), "{dead}");
+    eprintln!("alert: {fired}\ncollector alert: {dead}");
+    hub.stop().await;
+}
