@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use jabmon_shared::disco::{caps_node_info, command_items, command_list_info, command_node_info};
 use jabmon_shared::{adhoc, caps, forms, ns};
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
@@ -190,50 +191,18 @@ impl Profile {
             return Ok(self.root.clone());
         };
         if n == self.caps_node {
-            let mut info = self.root.clone();
-            info.node = Some(n.to_string());
-            return Ok(info);
+            return Ok(caps_node_info(&self.root, n));
         }
         if n == adhoc::NS {
             return Ok(command_list_info());
         }
         match (Node::parse(n), group_info(n, table)) {
-            (Some(cmd), _) if rights.may_run(cmd) => Ok(command_info(cmd)),
+            (Some(cmd), _) if rights.may_run(cmd) => Ok(command_node_info(cmd.name(), cmd.title())),
             (Some(_), _) => Err(DefinedCondition::Forbidden),
             (None, Some(_)) if rights == Rights::None => Err(DefinedCondition::Forbidden),
             (None, Some(info)) => Ok(info),
             (None, None) => Err(DefinedCondition::ItemNotFound),
         }
-    }
-}
-
-fn command_list_info() -> DiscoInfoResult {
-    DiscoInfoResult {
-        node: Some(adhoc::NS.to_string()),
-        identities: vec![Identity::new(
-            "automation",
-            "command-list",
-            "en",
-            "Commands",
-        )],
-        features: [adhoc::NS.to_string()].into_iter().collect(),
-        extensions: vec![],
-    }
-}
-
-fn command_info(cmd: Node) -> DiscoInfoResult {
-    DiscoInfoResult {
-        node: Some(cmd.name().to_string()),
-        identities: vec![Identity::new(
-            "automation",
-            "command-node",
-            "en",
-            cmd.title(),
-        )],
-        features: [adhoc::NS.to_string(), "jabber:x:data".to_string()]
-            .into_iter()
-            .collect(),
-        extensions: vec![],
     }
 }
 
@@ -246,19 +215,13 @@ pub fn items(
 ) -> Result<DiscoItemsResult, DefinedCondition> {
     match node {
         None => Ok(group_items(jid)),
-        Some(adhoc::NS) => Ok(DiscoItemsResult {
-            node: Some(adhoc::NS.to_string()),
-            items: Node::ALL
+        Some(adhoc::NS) => Ok(command_items(
+            &Jid::from(jid.clone()),
+            Node::ALL
                 .into_iter()
                 .filter(|n| rights.may_run(*n))
-                .map(|n| Item {
-                    jid: Jid::from(jid.clone()),
-                    node: Some(n.name().to_string()),
-                    name: Some(n.title().to_string()),
-                })
-                .collect(),
-            rsm: None,
-        }),
+                .map(|n| (n.name(), n.title())),
+        )),
         Some(_) => Err(DefinedCondition::ItemNotFound),
     }
 }

@@ -3,7 +3,7 @@
 //! with an info form of its status and host facts.
 
 use jabmon_shared::adhoc;
-use jabmon_shared::disco::{caps_node_info, command_items, command_node_info};
+use jabmon_shared::disco::{caps_node_info, command_items, command_list_info, command_node_info};
 use jabmon_shared::{caps, forms, ns};
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::data_forms::{DataFormType, FieldType};
@@ -72,8 +72,11 @@ impl Disco {
         if n == self.caps_node {
             return Ok(caps_node_info(&self.info, n));
         }
-        if commands::NODES.iter().any(|(c, _)| *c == n) {
-            return Ok(command_node_info(n, n));
+        if n == adhoc::NS {
+            return Ok(command_list_info());
+        }
+        if let Some((node, title)) = commands::NODES.iter().find(|(c, _)| *c == n) {
+            return Ok(command_node_info(node, title));
         }
         match BareJid::new(n).ok().and_then(|j| registry.get(&j)) {
             Some(c) if is_user => Ok(collector_info(c)),
@@ -175,6 +178,9 @@ mod tests {
         assert_eq!(caps::ver(&root), d.caps_node.split('#').nth(1).unwrap());
         let cmd = d.info(Some("queries"), false, &r).unwrap();
         assert_eq!(cmd.identities[0].type_, "command-node");
+        assert_eq!(cmd.identities[0].name.as_deref(), Some("List my queries"));
+        let list = d.info(Some(adhoc::NS), false, &r).unwrap();
+        assert_eq!(list.identities[0].type_, "command-list");
         assert!(matches!(
             d.info(Some("nope"), true, &r),
             Err(DefinedCondition::ItemNotFound)
