@@ -212,7 +212,8 @@ impl Collector {
                 .info(q.node.as_deref(), rights, &self.monitor.table);
             return self.answer(&req, info.map(forms::to_element)).await;
         } else if let Ok(q) = DiscoItemsQuery::try_from(req.payload.clone()) {
-            let items = disco::items(self.session.jid(), q.node.as_deref(), rights);
+            let table = &self.monitor.table;
+            let items = disco::items(self.session.jid(), q.node.as_deref(), rights, table);
             return self.answer(&req, items.map(Element::from)).await;
         }
         self.session.reply_unavailable(&req).await
