@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use jabmon_shared::disco::{caps_node_info, command_items, command_list_info, command_node_info};
 use jabmon_shared::{adhoc, caps, forms, ns};
 use minidom::Element;
 use xmpp_parsers::caps::Caps;
@@ -18,7 +19,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::commands::{Node, Rights};
 
-use crate::metrics::{format_value, label, Figure, MetricTable, GROUPS};
+use crate::metrics::{format_value, label, line, Figure, MetricTable, Series, GROUPS};
 
 /// Static facts about the host; nothing here changes while the collector runs.
 #[derive(Debug, Clone)]
@@ -161,6 +162,54 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     })
 }
 
+/// The node of one metric of a group: `cpu/cpu.cpu.idle`.
+pub fn metric_node(group: &str, name: &str) -> String {
+    format!("{group}/{name}")
+}
+
+/// The metric behind a `GROUP/METRIC` node, when it is one of that group's current metrics.
+fn metric_of<'a>(node: &'a str, table: &'a MetricTable) -> Option<(&'a str, &'a Series)> {
+    let (group, name) = node.split_once('/')?;
+    let series = table.get(name)?;
+    (crate::metrics::group_of(name) == group).then_some((name, series))
+}
+
+/// disco#items of a group node: one item per metric, named by its label and current value
+/// (`CPU idle: 97.5 %`), so that a service browser that shows only item names shows values.
+pub fn metric_items(jid: &FullJid, group: &str, table: &MetricTable) -> DiscoItemsResult {
+    DiscoItemsResult {
+        node: Some(group.to_string()),
+        items: table
+            .group(group)
+            .map(|(name, s)| Item {
+                jid: Jid::from(jid.clone()),
+                node: Some(metric_node(group, name)),
+                name: Some(line(name, s.unit, s.value)),
+            })
+            .collect(),
+        rsm: None,
+    }
+}
+
+/// disco#info of a metric node: named like its item, with a form of that metric's figures.
+fn metric_info(node: &str, name: &str, s: &Series) -> DiscoInfoResult {
+    let group = crate::metrics::group_of(name);
+    let fields = group_fields(group, &MetricTable::single(name, s));
+    DiscoInfoResult {
+        node: Some(node.to_string()),
+        identities: vec![Identity::new(
+            "client",
+            "bot",
+            "en",
+            line(name, s.unit, s.value),
+        )],
+        features: ["http://jabber.org/protocol/disco#info".to_string()]
+            .into_iter()
+            .collect(),
+        extensions: vec![forms::form(DataFormType::Result_, ns::STATS, fields)],
+    }
+}
+
 /// What the collector says about itself: the root info and the XEP-0115 caps computed from it.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -193,15 +242,19 @@ impl Profile {
             return Ok(self.root.clone());
         };
         if n == self.caps_node {
-            let mut info = self.root.clone();
-            info.node = Some(n.to_string());
-            return Ok(info);
+            return Ok(caps_node_info(&self.root, n));
         }
         if n == adhoc::NS {
             return Ok(command_list_info());
         }
+        if let Some((name, series)) = metric_of(n, table) {
+            return match rights {
+                Rights::None => Err(DefinedCondition::Forbidden),
+                _ => Ok(metric_info(n, name, series)),
+            };
+        }
         match (Node::parse(n), group_info(n, table)) {
-            (Some(cmd), _) if rights.may_run(cmd) => Ok(command_info(cmd)),
+            (Some(cmd), _) if rights.may_run(cmd) => Ok(command_node_info(cmd.name(), cmd.title())),
             (Some(_), _) => Err(DefinedCondition::Forbidden),
             (None, Some(_)) if rights == Rights::None => Err(DefinedCondition::Forbidden),
             (None, Some(info)) => Ok(info),
@@ -210,58 +263,35 @@ impl Profile {
     }
 }
 
-fn command_list_info() -> DiscoInfoResult {
-    DiscoInfoResult {
-        node: Some(adhoc::NS.to_string()),
-        identities: vec![Identity::new(
-            "automation",
-            "command-list",
-            "en",
-            "Commands",
-        )],
-        features: [adhoc::NS.to_string()].into_iter().collect(),
-        extensions: vec![],
-    }
-}
-
-fn command_info(cmd: Node) -> DiscoInfoResult {
-    DiscoInfoResult {
-        node: Some(cmd.name().to_string()),
-        identities: vec![Identity::new(
-            "automation",
-            "command-node",
-            "en",
-            cmd.title(),
-        )],
-        features: [adhoc::NS.to_string(), "jabber:x:data".to_string()]
-            .into_iter()
-            .collect(),
-        extensions: vec![],
-    }
-}
-
-/// disco#items of `node` as `rights` may see it: the groups at the root, the commands
+/// disco#items of `node` as `rights` may see it: the groups at the root, a group's metrics
+/// with their values under the group's node (nothing under a metric's), the commands
 /// `rights` may run under the XEP-0050 node.
 pub fn items(
     jid: &FullJid,
     node: Option<&str>,
     rights: Rights,
+    table: &MetricTable,
 ) -> Result<DiscoItemsResult, DefinedCondition> {
+    let is_group = |n: &str| GROUPS.iter().any(|(g, _)| *g == n);
+    let is_metric = |n: &str| metric_of(n, table).is_some();
     match node {
+        Some(n) if rights == Rights::None && (is_group(n) || is_metric(n)) => {
+            Err(DefinedCondition::Forbidden)
+        }
         None => Ok(group_items(jid)),
-        Some(adhoc::NS) => Ok(DiscoItemsResult {
-            node: Some(adhoc::NS.to_string()),
-            items: Node::ALL
-                .into_iter()
-                .filter(|n| rights.may_run(*n))
-                .map(|n| Item {
-                    jid: Jid::from(jid.clone()),
-                    node: Some(n.name().to_string()),
-                    name: Some(n.title().to_string()),
-                })
-                .collect(),
+        Some(g) if is_group(g) => Ok(metric_items(jid, g, table)),
+        Some(m) if is_metric(m) => Ok(DiscoItemsResult {
+            node: Some(m.to_string()),
+            items: vec![],
             rsm: None,
         }),
+        Some(adhoc::NS) => Ok(command_items(
+            &Jid::from(jid.clone()),
+            Node::ALL
+                .into_iter()
+                .filter(|n| rights.may_run(*n))
+                .map(|n| (n.name(), n.title())),
+        )),
         Some(_) => Err(DefinedCondition::ItemNotFound),
     }
 }
@@ -278,7 +308,7 @@ pub fn answer(
         let info = profile.info(q.node.as_deref(), rights, table);
         Some(info.map(forms::to_element))
     } else if let Ok(q) = DiscoItemsQuery::try_from(payload.clone()) {
-        Some(items(me, q.node.as_deref(), rights).map(Element::from))
+        Some(items(me, q.node.as_deref(), rights, table).map(Element::from))
     } else {
         None
     }
@@ -413,8 +443,9 @@ mod tests {
     #[test]
     fn items_list_what_the_asker_may_run() {
         let me = FullJid::new("web1@x/collector").unwrap();
+        let t = table();
         let names = |r: Rights| -> Vec<String> {
-            items(&me, Some(adhoc::NS), r)
+            items(&me, Some(adhoc::NS), r, &t)
                 .unwrap()
                 .items
                 .into_iter()
@@ -422,12 +453,86 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(Rights::Admin), Node::ALL.map(|n| n.name()));
+        let list = items(&me, Some(adhoc::NS), Rights::Admin, &t).unwrap();
+        assert_eq!(
+            list.items[0].name.as_deref(),
+            Some(Node::Status.title()),
+            "named by title"
+        );
         assert_eq!(names(Rights::Subscriber), ["status"]);
         assert!(names(Rights::None).is_empty());
-        assert_eq!(items(&me, None, Rights::None).unwrap(), group_items(&me));
         assert_eq!(
-            items(&me, Some("cpu"), Rights::Admin),
+            items(&me, None, Rights::None, &t).unwrap(),
+            group_items(&me)
+        );
+        assert_eq!(
+            items(&me, Some("nope"), Rights::Admin, &t),
             Err(DefinedCondition::ItemNotFound)
+        );
+    }
+
+    #[test]
+    fn group_items_carry_each_metric_with_its_value() {
+        let me = FullJid::new("web1@x/collector").unwrap();
+        let mut t = MetricTable::default();
+        t.record(
+            0.0,
+            vec![
+                ("cpu.cpu.idle".into(), Unit::Percent, 97.54),
+                (
+                    "memory.memory.available".into(),
+                    Unit::Bytes,
+                    24_638_754_816.0,
+                ),
+            ],
+        );
+        let cpu = items(&me, Some("cpu"), Rights::Subscriber, &t).unwrap();
+        let el = Element::from(cpu);
+        let expected: Element = "<query xmlns='http://jabber.org/protocol/disco#items' node='cpu'><item jid='web1@x/collector' node='cpu/cpu.cpu.idle' name='CPU idle: 97.5 %'/></query>".parse().unwrap();
+        assert_eq!(el, expected);
+        let memory = items(&me, Some("memory"), Rights::Admin, &t).unwrap();
+        assert_eq!(
+            memory.items[0].name.as_deref(),
+            Some("Memory available: 22.9 GiB")
+        );
+        assert!(items(&me, Some("swap"), Rights::Admin, &t)
+            .unwrap()
+            .items
+            .is_empty());
+        assert_eq!(
+            items(&me, Some("cpu"), Rights::None, &t),
+            Err(DefinedCondition::Forbidden)
+        );
+        // A metric node: no children; its info names it with the value and has its figures.
+        let leaf = items(&me, Some("cpu/cpu.cpu.idle"), Rights::Subscriber, &t).unwrap();
+        assert!(leaf.items.is_empty());
+        assert_eq!(
+            items(&me, Some("cpu/memory.memory.available"), Rights::Admin, &t),
+            Err(DefinedCondition::ItemNotFound),
+            "a metric under another group's node"
+        );
+        let p = Profile::new("web1", 10.0, &facts());
+        let info = p
+            .info(Some("cpu/cpu.cpu.idle"), Rights::Subscriber, &t)
+            .unwrap();
+        assert_eq!(info.identities[0].name.as_deref(), Some("CPU idle: 97.5 %"));
+        let vars: Vec<_> = info.extensions[0]
+            .fields
+            .iter()
+            .filter_map(|f| f.var.as_deref())
+            .collect();
+        assert_eq!(
+            vars.len(),
+            7,
+            "FORM_TYPE, the value and five figures: {vars:?}"
+        );
+        assert_eq!(
+            p.info(Some("cpu/cpu.cpu.idle"), Rights::None, &t).err(),
+            Some(DefinedCondition::Forbidden)
+        );
+        assert_eq!(
+            p.info(Some("cpu/cpu.cpu.nope"), Rights::Admin, &t).err(),
+            Some(DefinedCondition::ItemNotFound)
         );
     }
 }

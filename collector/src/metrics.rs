@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use jabmon_shared::human;
 use jabmon_shared::payload::{Stat, Stats};
 
 /// The stats groups, in disco order: (node, human title).
@@ -27,6 +28,8 @@ pub enum Unit {
     Percent,
     Load,
     Bytes,
+    /// A byte counter's rate (disk and interface octets).
+    BytesPerSecond,
     PerSecond,
     Count,
     Seconds,
@@ -39,16 +42,30 @@ impl Unit {
             Unit::Percent => "percent",
             Unit::Load => "load",
             Unit::Bytes => "bytes",
-            Unit::PerSecond => "per-second",
+            Unit::BytesPerSecond | Unit::PerSecond => "per-second",
             Unit::Count => "count",
             Unit::Seconds => "seconds",
         }
     }
+    /// A value in this unit as people read it: `97.5 %`, `22.9 GiB`, `1.2 MiB/s`, `3 d 4 h`.
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Unit::Percent => human::percent(v),
+            Unit::Load => format!("{v:.2}"),
+            Unit::Bytes => human::bytes(v),
+            Unit::BytesPerSecond => human::bytes_per_second(v),
+            Unit::PerSecond => human::per_second(v),
+            Unit::Count => human::trimmed(v, 1),
+            Unit::Seconds => human::duration(v),
+        }
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             Unit::Percent => " (%)",
             Unit::Load => "",
             Unit::Bytes => " (bytes)",
+            Unit::BytesPerSecond => " (bytes per second)",
             Unit::PerSecond => " (per second)",
             Unit::Count => "",
             Unit::Seconds => " (s)",
@@ -75,10 +92,16 @@ pub fn group_of(name: &str) -> &'static str {
 
 /// A human title for a metric name, with its unit: `cpu-0.cpu.idle` → `Core 0 idle (%)`.
 pub fn label(name: &str, unit: Unit) -> String {
+    format!("{}{}", title(name), unit.suffix())
+}
+
+/// A human title for a metric name, without unit (the value shown beside it carries one):
+/// `cpu-0.cpu.idle` → `Core 0 idle`, `load.load.shortterm` → `Load 1-min`.
+pub fn title(name: &str) -> String {
     let parts: Vec<&str> = name.split('.').collect();
     let (plugin, kind, inst) = match parts.as_slice() {
         [p, k, i] => (*p, *k, *i),
-        _ => return format!("{name}{}", unit.suffix()),
+        _ => return name.to_string(),
     };
     let subject = if plugin == "cpu" {
         "CPU".to_string()
@@ -97,18 +120,21 @@ pub fn label(name: &str, unit: Unit) -> String {
             .unwrap_or_default()
     };
     let what = match (kind, inst) {
+        ("uptime", "seconds") => return subject,
         ("load", "shortterm") => "1-min".to_string(),
         ("load", "midterm") => "5-min".to_string(),
         ("load", "longterm") => "15-min".to_string(),
-        ("percent", i) => i.to_string(),
-        ("disk_octets", i) => format!("{i} bytes"),
         ("disk_ops", i) => format!("{i} operations"),
-        ("if_octets", i) => format!("{i} bytes"),
         ("if_packets", i) => format!("{i} packets"),
         ("if_errors", i) => format!("{i} errors"),
         (_, i) => i.to_string(),
     };
-    format!("{subject} {what}{}", unit.suffix())
+    format!("{subject} {what}")
+}
+
+/// A metric and its current value as one line for people: `CPU idle: 97.5 %`.
+pub fn line(name: &str, unit: Unit, value: f64) -> String {
+    format!("{}: {}", title(name), unit.show(value))
 }
 
 /// Which windowed figure of a metric.
@@ -234,6 +260,16 @@ impl MetricTable {
         }
         self.series.retain(|k, _| seen.contains(k));
         self.last_sample = Some(timestamp);
+    }
+
+    /// A table holding one metric's figures (to build that metric's form alone).
+    pub fn single(name: &str, series: &Series) -> Self {
+        let mut series_map = BTreeMap::new();
+        series_map.insert(name.to_string(), series.clone());
+        Self {
+            series: series_map,
+            last_sample: Some(series.timestamp),
+        }
     }
 
     /// Restarts min/max and averages of the given groups.
@@ -401,6 +437,28 @@ mod tests {
         assert_eq!(
             label("df-root.percent.used", Unit::Percent),
             "Filesystem root used (%)"
+        );
+        assert_eq!(title("uptime.uptime.seconds"), "Uptime");
+        assert_eq!(title("disk-sda.disk_ops.read"), "Disk sda read operations");
+        assert_eq!(
+            line("cpu.cpu.idle", Unit::Percent, 97.54),
+            "CPU idle: 97.5 %"
+        );
+        assert_eq!(
+            line("memory.memory.available", Unit::Bytes, 24_638_754_816.0),
+            "Memory available: 22.9 GiB"
+        );
+        assert_eq!(
+            line("interface-eth0.if_octets.rx", Unit::BytesPerSecond, 2048.0),
+            "Interface eth0 rx: 2.0 KiB/s"
+        );
+        assert_eq!(
+            line("load.load.shortterm", Unit::Load, 0.4),
+            "Load 1-min: 0.40"
+        );
+        assert_eq!(
+            line("uptime.uptime.seconds", Unit::Seconds, 90_061.0),
+            "Uptime: 1 d 1 h"
         );
     }
 

@@ -44,23 +44,18 @@ pub fn next_level(current: Level, per_core_load: f64, t: &Thresholds) -> Level {
     Level::Normal
 }
 
-/// The status line: `load 0.42 0.40 0.38 · cpu 12% · mem 41%`.
-pub fn summary(load: [f64; 3], cpu_busy: f64, mem_used: f64) -> String {
-    format!(
-        "load {:.2} {:.2} {:.2} · cpu {:.0}% · mem {:.0}%",
-        load[0], load[1], load[2], cpu_busy, mem_used
-    )
+/// The status line: `load 0.42 · cpu 12% · mem 41%` — the 1-min load, CPU busy and memory used
+/// within 30 characters, as Gajim's roster tooltip cuts the status there (the 5- and 15-min
+/// loads are in the `status` command and the `load` node).
+pub fn summary(load_1min: f64, cpu_busy: f64, mem_used: f64) -> String {
+    format!("load {load_1min:.2} · cpu {cpu_busy:.0}% · mem {mem_used:.0}%")
 }
 
 /// The status line of the current values in `table` (0 for a metric not sampled yet).
 pub fn summary_of(table: &MetricTable) -> String {
     let v = |n: &str| table.value(n).unwrap_or(0.0);
     summary(
-        [
-            v(metric::LOAD_SHORTTERM),
-            v(metric::LOAD_MIDTERM),
-            v(metric::LOAD_LONGTERM),
-        ],
+        v(metric::LOAD_SHORTTERM),
         100.0 - v(metric::CPU_IDLE),
         v(metric::MEMORY_PERCENT_USED),
     )
@@ -111,7 +106,8 @@ pub fn status(level: Level, summary: &str) -> String {
     match level {
         Level::Starting => "Starting up".to_string(),
         Level::Normal => summary.to_string(),
-        Level::Busy => format!("Overloaded. Can't take more jobs. {summary}"),
+        // U+2019, not an ASCII apostrophe: Gajim's roster tooltip shows `&apos;` for that.
+        Level::Busy => format!("Overloaded. Can’t take more jobs. {summary}"),
         Level::Critical => format!("Critical: {summary}"),
     }
 }
@@ -243,7 +239,7 @@ mod tests {
         let p = stanza(Level::Busy, "load 1", caps());
         assert_eq!(
             p.statuses.values().next().unwrap(),
-            "Overloaded. Can't take more jobs. load 1"
+            "Overloaded. Can’t take more jobs. load 1"
         );
         assert!(p
             .payloads
@@ -254,7 +250,7 @@ mod tests {
     #[test]
     fn summary_reads_the_table() {
         let mut t = MetricTable::default();
-        assert_eq!(summary_of(&t), "load 0.00 0.00 0.00 · cpu 100% · mem 0%");
+        assert_eq!(summary_of(&t), "load 0.00 · cpu 100% · mem 0%");
         t.record(
             0.0,
             vec![
@@ -276,14 +272,17 @@ mod tests {
                 ),
             ],
         );
-        assert_eq!(summary_of(&t), "load 0.50 0.00 0.25 · cpu 10% · mem 41%");
+        assert_eq!(summary_of(&t), "load 0.50 · cpu 10% · mem 41%");
     }
 
     #[test]
     fn texts() {
-        let s = summary([0.42, 0.4, 0.38], 12.2, 41.0);
-        assert_eq!(s, "load 0.42 0.40 0.38 · cpu 12% · mem 41%");
-        assert!(status(Level::Busy, &s).starts_with("Overloaded. Can't take more jobs."));
+        let s = summary(0.42, 12.2, 41.0);
+        assert_eq!(s, "load 0.42 · cpu 12% · mem 41%");
+        assert!(s.chars().count() <= 30, "all within Gajim's tooltip");
+        let busy = status(Level::Busy, &s);
+        assert!(busy.starts_with("Overloaded. Can’t take more jobs."));
+        assert!(!busy.contains('\''), "no ASCII apostrophe: {busy}");
         assert!(status(Level::Critical, &s).starts_with("Critical:"));
         assert_eq!(status(Level::Starting, &s), "Starting up");
     }

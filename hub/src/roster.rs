@@ -181,6 +181,16 @@ impl Roster {
         resources.is_empty()
     }
 
+    /// The available full JIDs of a collector, in resource order.
+    pub fn collector_resources(&self, jid: &BareJid) -> Vec<FullJid> {
+        let mut resources: Vec<&String> = self.collectors.get(jid).into_iter().flatten().collect();
+        resources.sort();
+        resources
+            .into_iter()
+            .filter_map(|r| FullJid::new(&format!("{jid}/{r}")).ok())
+            .collect()
+    }
+
     /// Whether a collector has an available resource.
     pub fn collector_online(&self, jid: &BareJid) -> bool {
         self.collectors.get(jid).is_some_and(|r| !r.is_empty())

@@ -20,7 +20,7 @@ use crate::collectors::{Change, Registry, Seen};
 use crate::commands::{Context, HubCommand};
 use crate::config::{Config, EventMessageType};
 use crate::delivery::Delivery;
-use crate::disco::Disco;
+use crate::disco::{Disco, View};
 use crate::ingest::{self, Feed, Ingest};
 use crate::query::{dropped_message, Engine, Limits, Output, Reply};
 use crate::restore::{self, Restore, MAX_BUFFERED};
@@ -626,16 +626,20 @@ impl HubState {
             if let Ok(cmd) = adhoc::Command::try_from(req.payload.clone()) {
                 return self.command(user.as_ref(), &cmd.node, now);
             }
-        } else if let Ok(q) = DiscoInfoQuery::try_from(req.payload.clone()) {
-            let info = self
-                .disco
-                .info(q.node.as_deref(), user.is_some(), &self.registry);
+            return (Err(refused(DefinedCondition::ServiceUnavailable)), vec![]);
+        }
+        let view = View {
+            is_user: user.is_some(),
+            registry: &self.registry,
+            roster: &self.roster,
+            now,
+        };
+        if let Ok(q) = DiscoInfoQuery::try_from(req.payload.clone()) {
+            let info = self.disco.info(q.node.as_deref(), &view);
             let answer = info.map(|i| Some(forms::to_element(i))).map_err(refused);
             return (answer, vec![]);
         } else if let Ok(q) = DiscoItemsQuery::try_from(req.payload.clone()) {
-            let items = self
-                .disco
-                .items(q.node.as_deref(), me, user.is_some(), &self.registry);
+            let items = self.disco.items(q.node.as_deref(), me, &view);
             return (items.map(|r| Some(r.into())).map_err(refused), vec![]);
         }
         (Err(refused(DefinedCondition::ServiceUnavailable)), vec![])

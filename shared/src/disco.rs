@@ -14,6 +14,22 @@ pub fn caps_node_info(root: &DiscoInfoResult, node: &str) -> DiscoInfoResult {
     info
 }
 
+/// The info of the command list node (XEP-0050 §2.2): identity `automation/command-list`,
+/// feature commands.
+pub fn command_list_info() -> DiscoInfoResult {
+    DiscoInfoResult {
+        node: Some(adhoc::NS.to_string()),
+        identities: vec![Identity::new(
+            "automation",
+            "command-list",
+            "en",
+            "Commands",
+        )],
+        features: [adhoc::NS.to_string()].into_iter().collect(),
+        extensions: vec![],
+    }
+}
+
 /// The info of one command node (XEP-0050 §2.3): identity `automation/command-node` named
 /// `name`, features commands and data forms.
 pub fn command_node_info(node: &str, name: &str) -> DiscoInfoResult {
@@ -68,9 +84,12 @@ mod tests {
     }
 
     #[test]
-    fn command_node_and_list_serialise_as_expected() {
+    fn command_nodes_and_lists_serialise_as_expected() {
         let el = Element::from(command_node_info("queries", "queries"));
         let expected: Element = "<query xmlns='http://jabber.org/protocol/disco#info' node='queries'><identity category='automation' type='command-node' xml:lang='en' name='queries'/><feature var='http://jabber.org/protocol/commands'/><feature var='jabber:x:data'/></query>".parse().unwrap();
+        assert_eq!(el, expected);
+        let el = Element::from(command_list_info());
+        let expected: Element = "<query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/commands'><identity category='automation' type='command-list' xml:lang='en' name='Commands'/><feature var='http://jabber.org/protocol/commands'/></query>".parse().unwrap();
         assert_eq!(el, expected);
         let me = Jid::new("hub@x/r").unwrap();
         let el = Element::from(command_items(&me, [("a", "A"), ("b", "B")]));

@@ -55,21 +55,23 @@ pub fn explicit_types(el: &mut Element) {
     }
 }
 
-/// A `result` form carrying a table twice: as XEP-0004 `<reported/>` + `<item/>` rows (for
-/// clients that render tables) and as a text-multi field `table` (for those that do not,
-/// like Gajim and Profanity). xmpp-parsers' `DataForm` has no `<reported/>`, so the rows are
-/// appended to its element as typed `Field`s.
+/// A `result` form carrying a table as text: a text-multi field `table` with one aligned line
+/// per row under a header, then `rows` — one labelled field per row, for clients that show
+/// fields one by one. No XEP-0004 `<reported/>`/`<item/>`: Gajim 1.7 stalls on "Executing…"
+/// for a result form that has them, and Profanity does not draw them.
 pub fn table_form(
     form_type: &str,
     title: &str,
-    columns: &[(&str, &str)],
-    rows: &[Vec<String>],
-) -> Element {
+    columns: &[&str],
+    cells: &[Vec<String>],
+    rows: Vec<Field>,
+) -> DataForm {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, (_, label))| {
-            rows.iter()
+        .map(|(i, label)| {
+            cells
+                .iter()
                 .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
                 .max()
                 .unwrap_or(0)
@@ -86,48 +88,25 @@ pub fn table_form(
             .trim_end()
             .to_string()
     };
-    let mut text = vec![line(columns.iter().map(|(_, l)| *l).collect())];
+    let mut text = vec![line(columns.to_vec())];
     text.extend(
-        rows.iter()
+        cells
+            .iter()
             .map(|r| line(r.iter().map(String::as_str).collect())),
     );
-    let mut f = form(
-        DataFormType::Result_,
-        form_type,
-        vec![
-            field(
-                "count",
-                FieldType::TextSingle,
-                "Rows",
-                vec![rows.len().to_string()],
-            ),
-            field("table", FieldType::TextMulti, title, text),
-        ],
-    );
+    let mut fields = vec![
+        field(
+            "count",
+            FieldType::TextSingle,
+            "Rows",
+            vec![cells.len().to_string()],
+        ),
+        field("table", FieldType::TextMulti, title, text),
+    ];
+    fields.extend(rows);
+    let mut f = form(DataFormType::Result_, form_type, fields);
     f.title = Some(title.to_string());
-    let mut el = to_element(f);
-    let reported = columns
-        .iter()
-        .map(|(var, label)| Element::from(field(var, FieldType::TextSingle, label, vec![])));
-    el.append_child(
-        Element::builder("reported", xmpp_parsers::ns::DATA_FORMS)
-            .append_all(reported)
-            .build(),
-    );
-    for row in rows {
-        let cells = columns.iter().zip(row).map(|((var, _), v)| {
-            let mut f = Field::new(var, FieldType::TextSingle);
-            f.values = vec![v.clone()];
-            Element::from(f)
-        });
-        el.append_child(
-            Element::builder("item", xmpp_parsers::ns::DATA_FORMS)
-                .append_all(cells)
-                .build(),
-        );
-    }
-    explicit_types(&mut el);
-    el
+    f
 }
 
 #[cfg(test)]
@@ -135,31 +114,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_has_rows_twice() {
-        let rows = vec![
+    fn table_is_text_and_one_field_per_row_without_reported() {
+        let cells = vec![
             vec!["web1".to_string(), "alive".to_string()],
             vec!["db2".to_string(), "dead".to_string()],
         ];
-        let el = table_form(
+        let rows = vec![
+            field(
+                "web1@x",
+                FieldType::TextSingle,
+                "web1",
+                vec!["alive".into()],
+            ),
+            field("db2@x", FieldType::TextSingle, "db2", vec!["dead".into()]),
+        ];
+        let el = to_element(table_form(
             "urn:x",
             "Collectors",
-            &[("host", "Host"), ("status", "Status")],
-            &rows,
-        );
-        assert_eq!(el.children().filter(|c| c.name() == "item").count(), 2);
-        assert_eq!(
-            el.get_child("reported", xmpp_parsers::ns::DATA_FORMS)
-                .unwrap()
-                .children()
-                .count(),
-            2
-        );
+            &["Host", "Status"],
+            &cells,
+            rows,
+        ));
+        assert!(el
+            .children()
+            .all(|c| c.name() != "reported" && c.name() != "item"));
         let table = el
             .children()
             .find(|c| c.attr("var") == Some("table"))
             .unwrap();
+        assert_eq!(table.attr("type"), Some("text-multi"));
         let lines: Vec<String> = table.children().map(|v| v.text()).collect();
         assert_eq!(lines, vec!["Host  Status", "web1  alive", "db2   dead"]);
+        let vars: Vec<_> = el.children().filter_map(|c| c.attr("var")).collect();
+        assert_eq!(vars, ["FORM_TYPE", "count", "table", "web1@x", "db2@x"]);
+        assert_eq!(
+            el.children().last().unwrap().attr("label"),
+            Some("db2"),
+            "each row labelled"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`cli`]: the bots' two command-line flags.
 //! - [`forms`]: XEP-0004 field helpers (every field typed and labelled).
 //! - [`metric`]: metric naming rules.
+//! - [`human`]: values as people read them (binary units, durations, UTC times).
 //! - [`adhoc`]: XEP-0050 command elements.
 //! - [`disco`]: XEP-0030 answers both bots give alike (caps node, command nodes).
 //! - [`presence`]: subscription answers under an access list, and the goodbye presence.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod disco;
 pub mod forms;
+pub mod human;
 pub mod logging;
 pub mod metric;
 pub mod ns;

@@ -282,7 +282,7 @@ async fn presence_shows_busy_and_critical_load(kind: Kind) {
         (
             "load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 1000.0\n",
             Show::Away,
-            "Overloaded. Can't take more jobs.",
+            "Overloaded. Can’t take more jobs.",
         ),
         (
             "load_busy = 0.0002\nload_busy_clear = 0.0001\nload_critical = 0.0003\n",
@@ -314,6 +314,7 @@ async fn presence_shows_busy_and_critical_load(kind: Kind) {
             .map(|s| s.to_string())
             .unwrap_or_default();
         assert!(status.starts_with(prefix), "{status}");
+        assert!(!status.contains('\''), "no ASCII apostrophe: {status}");
         assert!(
             status.contains("load ") && status.contains("cpu ") && status.contains("mem "),
             "{status}"

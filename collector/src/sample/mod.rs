@@ -77,20 +77,20 @@ impl Sampler {
                 continue;
             }
             let dev = metric::component(&d.device);
+            let octets = Unit::BytesPerSecond;
+            let ops = Unit::PerSecond;
+            let read = format!("disk-{dev}.disk_octets.read");
+            self.rate(out, now, read, octets, d.read_bytes);
+            let write = format!("disk-{dev}.disk_octets.write");
+            self.rate(out, now, write, octets, d.write_bytes);
+            self.rate(out, now, format!("disk-{dev}.disk_ops.read"), ops, d.reads);
             self.rate(
                 out,
                 now,
-                format!("disk-{dev}.disk_octets.read"),
-                d.read_bytes,
+                format!("disk-{dev}.disk_ops.write"),
+                ops,
+                d.writes,
             );
-            self.rate(
-                out,
-                now,
-                format!("disk-{dev}.disk_octets.write"),
-                d.write_bytes,
-            );
-            self.rate(out, now, format!("disk-{dev}.disk_ops.read"), d.reads);
-            self.rate(out, now, format!("disk-{dev}.disk_ops.write"), d.writes);
         }
     }
 
@@ -152,18 +152,23 @@ impl Sampler {
     fn interfaces(&mut self, out: &mut Vec<Reading>, now: f64) {
         for (name, c) in procfs::parse_netdev(&read("/proc/net/dev")) {
             let name = metric::component(&name);
-            self.rate(out, now, format!("interface-{name}.if_octets.rx"), c[0]);
-            self.rate(out, now, format!("interface-{name}.if_octets.tx"), c[1]);
-            self.rate(out, now, format!("interface-{name}.if_packets.rx"), c[2]);
-            self.rate(out, now, format!("interface-{name}.if_packets.tx"), c[3]);
-            self.rate(out, now, format!("interface-{name}.if_errors.rx"), c[4]);
-            self.rate(out, now, format!("interface-{name}.if_errors.tx"), c[5]);
+            let kinds = [
+                ("if_octets.rx", Unit::BytesPerSecond),
+                ("if_octets.tx", Unit::BytesPerSecond),
+                ("if_packets.rx", Unit::PerSecond),
+                ("if_packets.tx", Unit::PerSecond),
+                ("if_errors.rx", Unit::PerSecond),
+                ("if_errors.tx", Unit::PerSecond),
+            ];
+            for ((kind, unit), counter) in kinds.into_iter().zip(c) {
+                self.rate(out, now, format!("interface-{name}.{kind}"), unit, counter);
+            }
         }
     }
 
-    fn rate(&mut self, out: &mut Vec<Reading>, now: f64, name: String, counter: u64) {
+    fn rate(&mut self, out: &mut Vec<Reading>, now: f64, name: String, unit: Unit, counter: u64) {
         if let Some(r) = counter_rate(self.prev_counters.get(&name).copied(), now, counter) {
-            out.push((name.clone(), Unit::PerSecond, r));
+            out.push((name.clone(), unit, r));
         }
         self.prev_counters.insert(name, (now, counter));
     }

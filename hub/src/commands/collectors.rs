@@ -1,18 +1,17 @@
-//! `collectors`: every collector with its status, as a table (reported rows + text).
+//! `collectors`: every collector with its status, as a text table and one field per collector
+//! (`var` = its bare JID, labelled by its host, value = its status).
 
-use jabmon_shared::{forms, ns};
+use jabmon_shared::{forms, human, ns};
 use minidom::Element;
+use xmpp_parsers::data_forms::FieldType;
 
 use crate::collectors::{CollectorState, Registry};
 
 /// The completed response: one row per collector and the counts by status, then the
 /// `throttle_note` if the server throttles the hub.
 pub fn execute(registry: &Registry, now: f64, throttle_note: Option<&str>) -> Element {
-    let ago = |t: Option<f64>| {
-        t.map(|t| format!("{:.0} s ago", (now - t).max(0.0)))
-            .unwrap_or_else(|| "never".into())
-    };
-    let rows: Vec<Vec<String>> = registry
+    let ago = |t: Option<f64>| human::ago(now, t);
+    let cells: Vec<Vec<String>> = registry
         .iter()
         .map(|c| {
             vec![
@@ -38,24 +37,31 @@ pub fn execute(registry: &Registry, now: f64, throttle_note: Option<&str>) -> El
     })
     .collect::<Vec<_>>()
     .join(", ");
+    let rows = registry
+        .iter()
+        .map(|c| {
+            let label = format!("{} ({})", c.host, c.jid);
+            forms::field(
+                c.jid.as_str(),
+                FieldType::TextSingle,
+                &label,
+                vec![c.status.to_string()],
+            )
+        })
+        .collect();
     let form = forms::table_form(
         ns::COLLECTORS,
         "Collectors",
-        &[
-            ("host", "Host"),
-            ("jid", "JID"),
-            ("status", "Status"),
-            ("last_seen", "Last seen"),
-            ("last_sample", "Last sample"),
-        ],
-        &rows,
+        &["Host", "JID", "Status", "Last seen", "Last sample"],
+        &cells,
+        rows,
     );
-    let mut note = format!("{} collectors: {counts}.", rows.len());
+    let mut note = format!("{} collectors: {counts}.", cells.len());
     if let Some(throttled) = throttle_note {
         note.push(' ');
         note.push_str(throttled);
     }
-    super::completed("collectors", &note, Some(form))
+    super::completed("collectors", &note, Some(forms::to_element(form)))
 }
 
 #[cfg(test)]
@@ -91,5 +97,17 @@ mod tests {
         assert!(text.contains("web2@x") && text.contains("10 s ago"));
         let throttled = String::from(&execute(&r, 10.0, Some("The server is throttling.")));
         assert!(throttled.contains("1 dead. The server is throttling."));
+        assert!(
+            !text.contains("<reported") && !text.contains("<item"),
+            "{text}"
+        );
+        let el = execute(&r, 10.0, None);
+        let x = el.get_child("x", "jabber:x:data").unwrap();
+        let row = x
+            .children()
+            .find(|c| c.attr("var") == Some("web2@x"))
+            .unwrap();
+        assert_eq!(row.attr("label"), Some("web2 (web2@x)"));
+        assert_eq!(row.children().next().unwrap().text(), "dead");
     }
 }

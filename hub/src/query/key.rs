@@ -15,6 +15,26 @@ pub fn key(bare_jid: &str, proc: &str, regex: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Fewest hex digits of a key prefix that `DELETE … WHERE key=PREFIX` accepts.
+pub const MIN_PREFIX: usize = 8;
+
+/// The shortest prefixes, at least [`MIN_PREFIX`] long, that tell each of `keys` apart from
+/// the others (what a person types to delete one of them), in the same order.
+pub fn short_keys(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| {
+            let common = keys
+                .iter()
+                .filter(|o| *o != k)
+                .map(|o| k.bytes().zip(o.bytes()).take_while(|(a, b)| a == b).count())
+                .max()
+                .unwrap_or(0);
+            let len = (common + 1).max(MIN_PREFIX).min(k.len());
+            k[..len].to_string()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,6 +51,24 @@ mod tests {
         assert_eq!(k, hex::encode(h.finalize()));
         // sha512("") as a sanity check of the encoding.
         assert!(hex::encode(Sha512::digest(b"")).starts_with("cf83e1357eefb8bd"));
+    }
+
+    #[test]
+    fn short_keys_are_unique_and_at_least_eight_digits() {
+        let keys = [
+            "0123456789aa".to_string(),
+            "0123456789ab".to_string(),
+            "ffffffffffff".to_string(),
+        ];
+        assert_eq!(
+            short_keys(&keys),
+            ["0123456789aa", "0123456789ab", "ffffffff"]
+        );
+        assert_eq!(
+            short_keys(&["abc".to_string()]),
+            ["abc"],
+            "never past the key"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod reply;
 pub use command::{parse as parse_statement, Statement};
 pub use engine::{Engine, Limits, Output, Saved, Untracked};
 pub use error::{ParseError, QueryError};
-pub use key::key;
+pub use key::{key, short_keys, MIN_PREFIX};
 pub use proc::{parse as parse_proc, Proc};
 pub use registry::Registration;
 pub use reply::{dropped_message, event_message, Reply, ReplyDebug};
