@@ -18,6 +18,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 use crate::collectors::{Change, Registry, Seen};
 use crate::commands::{Context, HubCommand};
 use crate::config::{Config, EventMessageType};
+use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::disco::Disco;
 use crate::ingest::{self, Feed, Ingest};
@@ -91,6 +92,10 @@ pub struct HubState {
     online: bool,
     shutting_down: bool,
     last_tick: f64,
+    /// When the first tick ran (the hub's start, for `stats`).
+    started: Option<f64>,
+    /// What the hub counts about its own work.
+    pub counters: Counters,
 }
 
 impl HubState {
@@ -110,6 +115,8 @@ impl HubState {
             online: false,
             shutting_down: false,
             last_tick: 0.0,
+            started: None,
+            counters: Counters::default(),
             cfg,
         }
     }
@@ -218,18 +225,36 @@ impl HubState {
         now: f64,
     ) -> Vec<Action> {
         let answer = self.roster.caps_answer(ver, info);
+        let mut out: Vec<Action> = answer
+            .next
+            .into_iter()
+            .filter_map(|ask| self.caps_request(ask))
+            .collect();
         if !answer.is_collector {
-            return vec![];
+            return out;
         }
         if let Some(info) = info {
             self.registry
                 .facts(&from.to_bare(), roster::host_facts(info));
         }
-        let mut out = Vec::new();
         for (jid, seen) in answer.waiting {
             out.extend(self.collector_seen(&jid, seen, now));
         }
         out
+    }
+
+    /// The disco#info request of a caps lookup.
+    fn caps_request(&mut self, check: CollectorCheck) -> Option<Action> {
+        let CollectorCheck::Ask { to, node, ver } = check else {
+            return None;
+        };
+        self.counters.caps_lookups += 1;
+        Some(Action::Request {
+            to: Some(Jid::from(to.clone())),
+            set: false,
+            payload: DiscoInfoQuery { node: Some(node) }.into(),
+            then: Awaiting::CapsInfo { ver, from: to },
+        })
     }
 
     // ---- presence -------------------------------------------------------------------------
@@ -285,12 +310,7 @@ impl HubState {
             .collector_available(full, roster::seen(p), caps.as_ref(), known)
         {
             CollectorCheck::Seen(full, seen) => self.collector_seen(&full, seen, now),
-            CollectorCheck::Ask { to, node, ver } => vec![Action::Request {
-                to: Some(Jid::from(to.clone())),
-                set: false,
-                payload: DiscoInfoQuery { node: Some(node) }.into(),
-                then: Awaiting::CapsInfo { ver, from: to },
-            }],
+            ask @ CollectorCheck::Ask { .. } => self.caps_request(ask).into_iter().collect(),
             CollectorCheck::Nothing => vec![],
         }
     }
@@ -430,6 +450,8 @@ impl HubState {
         let ingested = self
             .ingest
             .notification(&mut self.registry, &self.roster, from, event, now);
+        let stamped = ingested.feeds.first().map(|f| f.timestamp);
+        self.counters.item(stamped, now);
         let mut out = Vec::new();
         for change in ingested.changes {
             out.extend(self.status_changed(change, now));
@@ -442,9 +464,11 @@ impl HubState {
     fn feed(&mut self, feeds: impl IntoIterator<Item = Feed>) -> Vec<Output> {
         let mut outputs = Vec::new();
         for f in feeds {
+            self.counters.events_in += 1;
             self.engine
                 .feed(&f.name, f.timestamp, f.value, &mut outputs);
         }
+        self.counters.outputs += outputs.len() as u64;
         outputs
     }
 
@@ -462,6 +486,7 @@ impl HubState {
             EventMessageType::Headline => MessageType::Headline,
         };
         let ready = self.delivery.drain_ready(now, dropped_message);
+        self.counters.messages_out += ready.len() as u64;
         ready
             .into_iter()
             .filter_map(|(user, _key, body)| {
@@ -478,6 +503,7 @@ impl HubState {
     pub fn on_tick(&mut self, now: f64) -> Vec<Action> {
         let mut outputs = Vec::new();
         let mut out = Vec::new();
+        self.started.get_or_insert(now);
         if now - self.last_tick >= 1.0 {
             self.last_tick = now;
             self.engine.tick(now, &mut outputs);
@@ -537,6 +563,9 @@ impl HubState {
             engine: &mut self.engine,
             delivery: &mut self.delivery,
             registry: &self.registry,
+            counters: &self.counters,
+            caps_pending: self.roster.caps_pending(),
+            uptime: now - self.started.unwrap_or(now),
             user,
             now,
         };
