@@ -91,6 +91,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 impl Hub {
     async fn on_event(&mut self, event: Incoming) {
         let t = now();
+        let items = self.state.counters.notifications;
         let actions = match event {
             Incoming::Online { resumed } => self.state.on_online(resumed),
             Incoming::Suspended => {
@@ -107,6 +108,9 @@ impl Hub {
             }
         };
         self.perform(actions).await;
+        if self.state.counters.notifications != items {
+            self.state.counters.work.push((now() - t) * 1000.0);
+        }
     }
 
     async fn on_done(&mut self, then: Awaiting, outcome: IqOutcome) {

@@ -3,6 +3,7 @@
 //! - [`query`]: the query engine (pure): commands, procs, matching, registrations, replies.
 //! - [`config`]: `[hub]` and the common sections.
 //! - [`collectors`]: the collector registry and status rules (pure).
+//! - [`counters`]: what the hub counts about its own work, for the `stats` command (pure).
 //! - [`delivery`]: per-user rate limits, queues, pausing and drop reports (pure).
 //! - [`throttle`]: noticing that the server's rate limit throttles the hub (pure).
 //! - [`storage`]: registrations on disk or in a private PEP node.
@@ -20,6 +21,7 @@ pub mod bot;
 pub mod collectors;
 pub mod commands;
 pub mod config;
+pub mod counters;
 pub mod delivery;
 pub mod disco;
 pub mod ingest;

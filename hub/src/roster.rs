@@ -2,7 +2,7 @@
 //! the XEP-0115 caps cache that tells a collector from any other client of an allowed
 //! account, and the rule for a bare-JID unavailable presence.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use jabmon_shared::{caps, ns};
 use xmpp_parsers::caps::Caps;
@@ -11,6 +11,11 @@ use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::presence::{Presence, Show};
 
 use crate::collectors::Seen;
+
+/// Caps lookups in flight at once. Each collector's caps `ver` is its own (the host form
+/// differs per host), so a fleet coming online asks one disco#info per collector: the rest wait
+/// in a queue, sent as answers come back.
+pub const MAX_CAPS_IN_FLIGHT: usize = 32;
 
 /// The status text a collector announces while it starts.
 const STARTING_STATUS: &str = "Starting up";
@@ -37,6 +42,8 @@ pub struct CapsAnswer {
     pub is_collector: bool,
     /// Presences that waited for this answer; to record when `is_collector`.
     pub waiting: Vec<(FullJid, Seen)>,
+    /// Queued lookups ([`CollectorCheck::Ask`]) to send now that one is done.
+    pub next: Vec<CollectorCheck>,
 }
 
 /// Available resources and the caps cache.
@@ -48,6 +55,10 @@ pub struct Roster {
     caps_waiting: HashMap<String, Vec<(FullJid, Seen)>>,
     collectors: HashMap<BareJid, HashSet<String>>,
     users: HashMap<BareJid, HashSet<String>>,
+    /// Caps lookups sent and not yet answered.
+    in_flight: usize,
+    /// Lookups waiting for a free slot.
+    queued: VecDeque<CollectorCheck>,
 }
 
 /// What an available presence says about a collector.
@@ -129,14 +140,20 @@ impl Roster {
                 let first = waiting.is_empty();
                 waiting.retain(|(j, _)| j != &from);
                 waiting.push((from.clone(), seen));
-                match first {
-                    true => CollectorCheck::Ask {
-                        to: from,
-                        node: format!("{}#{ver}", c.node),
-                        ver,
-                    },
-                    false => CollectorCheck::Nothing,
+                if !first {
+                    return CollectorCheck::Nothing;
                 }
+                let ask = CollectorCheck::Ask {
+                    to: from,
+                    node: format!("{}#{ver}", c.node),
+                    ver,
+                };
+                if self.in_flight >= MAX_CAPS_IN_FLIGHT {
+                    self.queued.push_back(ask);
+                    return CollectorCheck::Nothing;
+                }
+                self.in_flight += 1;
+                ask
             }
         }
     }
@@ -152,9 +169,19 @@ impl Roster {
                 self.caps_cache.insert(ver.to_string(), is_collector);
             }
         }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let mut next = Vec::new();
+        while self.in_flight < MAX_CAPS_IN_FLIGHT {
+            let Some(ask) = self.queued.pop_front() else {
+                break;
+            };
+            self.in_flight += 1;
+            next.push(ask);
+        }
         CapsAnswer {
             is_collector,
             waiting: self.caps_waiting.remove(ver).unwrap_or_default(),
+            next,
         }
     }
 
@@ -189,6 +216,11 @@ impl Roster {
             .into_iter()
             .filter_map(|r| FullJid::new(&format!("{jid}/{r}")).ok())
             .collect()
+    }
+
+    /// Caps `ver`s waiting for a disco#info answer (queued or in flight).
+    pub fn caps_pending(&self) -> usize {
+        self.caps_waiting.len()
     }
 
     /// Whether a collector has an available resource.
@@ -250,6 +282,47 @@ mod tests {
             CollectorCheck::Seen(full("web3@x/c"), UP),
             "cached"
         );
+    }
+
+    #[test]
+    fn a_caps_storm_is_paced_and_every_lookup_is_sent_once() {
+        let mut r = Roster::default();
+        let n = MAX_CAPS_IN_FLIGHT * 3 + 5;
+        let infos: Vec<DiscoInfoResult> = (0..n)
+            .map(|i| {
+                let mut inf = info(&[ns::STATS]);
+                inf.identities[0].name = Some(format!("collector {i}"));
+                inf
+            })
+            .collect();
+        let mut sent = Vec::new();
+        for (i, inf) in infos.iter().enumerate() {
+            let c = caps_of(inf);
+            if let CollectorCheck::Ask { ver, .. } =
+                r.collector_available(full(&format!("web{i}@x/a")), UP, Some(&c), false)
+            {
+                sent.push(ver);
+            }
+        }
+        assert_eq!(sent.len(), MAX_CAPS_IN_FLIGHT, "the rest wait");
+        assert_eq!(r.caps_pending(), n);
+        let mut answered = 0;
+        while let Some(ver) = sent.pop() {
+            let inf = infos.iter().find(|i| caps::ver(i) == ver).unwrap();
+            let answer = r.caps_answer(&ver, Some(inf));
+            assert!(answer.is_collector);
+            assert_eq!(answer.waiting.len(), 1);
+            answered += 1;
+            for next in answer.next {
+                let CollectorCheck::Ask { ver, .. } = next else {
+                    panic!("only asks are queued");
+                };
+                sent.push(ver);
+            }
+            assert!(sent.len() <= MAX_CAPS_IN_FLIGHT);
+        }
+        assert_eq!(answered, n, "every collector asked exactly once");
+        assert_eq!(r.caps_pending(), 0);
     }
 
     #[test]

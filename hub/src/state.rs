@@ -19,6 +19,7 @@ use crate::alerts::{self, Alerts, Target};
 use crate::collectors::{Change, Registry, Seen};
 use crate::commands::{Context, HubCommand};
 use crate::config::{Config, EventMessageType};
+use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::disco::{Disco, View};
 use crate::ingest::{self, Feed, Ingest};
@@ -97,6 +98,10 @@ pub struct HubState {
     online: bool,
     shutting_down: bool,
     last_tick: f64,
+    /// When the first tick ran (the hub's start, for `stats`).
+    started: Option<f64>,
+    /// What the hub counts about its own work.
+    pub counters: Counters,
 }
 
 impl HubState {
@@ -132,6 +137,8 @@ impl HubState {
             online: false,
             shutting_down: false,
             last_tick: 0.0,
+            started: None,
+            counters: Counters::default(),
             cfg,
         }
     }
@@ -244,18 +251,36 @@ impl HubState {
         now: f64,
     ) -> Vec<Action> {
         let answer = self.roster.caps_answer(ver, info);
+        let mut out: Vec<Action> = answer
+            .next
+            .into_iter()
+            .filter_map(|ask| self.caps_request(ask))
+            .collect();
         if !answer.is_collector {
-            return vec![];
+            return out;
         }
         if let Some(info) = info {
             self.registry
                 .facts(&from.to_bare(), roster::host_facts(info));
         }
-        let mut out = Vec::new();
         for (jid, seen) in answer.waiting {
             out.extend(self.collector_seen(&jid, seen, now));
         }
         out
+    }
+
+    /// The disco#info request of a caps lookup.
+    fn caps_request(&mut self, check: CollectorCheck) -> Option<Action> {
+        let CollectorCheck::Ask { to, node, ver } = check else {
+            return None;
+        };
+        self.counters.caps_lookups += 1;
+        Some(Action::Request {
+            to: Some(Jid::from(to.clone())),
+            set: false,
+            payload: DiscoInfoQuery { node: Some(node) }.into(),
+            then: Awaiting::CapsInfo { ver, from: to },
+        })
     }
 
     // ---- presence -------------------------------------------------------------------------
@@ -311,12 +336,7 @@ impl HubState {
             .collector_available(full, roster::seen(p), caps.as_ref(), known)
         {
             CollectorCheck::Seen(full, seen) => self.collector_seen(&full, seen, now),
-            CollectorCheck::Ask { to, node, ver } => vec![Action::Request {
-                to: Some(Jid::from(to.clone())),
-                set: false,
-                payload: DiscoInfoQuery { node: Some(node) }.into(),
-                then: Awaiting::CapsInfo { ver, from: to },
-            }],
+            ask @ CollectorCheck::Ask { .. } => self.caps_request(ask).into_iter().collect(),
             CollectorCheck::Nothing => vec![],
         }
     }
@@ -504,6 +524,8 @@ impl HubState {
         let ingested = self
             .ingest
             .notification(&mut self.registry, &self.roster, from, event, now);
+        let stamped = ingested.feeds.first().map(|f| f.timestamp);
+        self.counters.item(stamped, now);
         let mut out = Vec::new();
         for change in ingested.changes {
             out.extend(self.status_changed(change, now));
@@ -516,11 +538,13 @@ impl HubState {
     fn feed(&mut self, feeds: impl IntoIterator<Item = Feed>, now: f64) -> Vec<Output> {
         let mut outputs = Vec::new();
         for f in feeds {
+            self.counters.events_in += 1;
             self.engine
                 .feed(&f.name, f.timestamp, f.value, &mut outputs);
             let decided = self.alerts.on_metric(&f.name, f.timestamp, f.value, now);
             self.alert_actions.extend(decided);
         }
+        self.counters.outputs += outputs.len() as u64;
         outputs
     }
 
@@ -569,6 +593,7 @@ impl HubState {
             EventMessageType::Headline => MessageType::Headline,
         };
         let ready = self.delivery.drain_ready(now, dropped_message);
+        self.counters.messages_out += ready.len() as u64;
         let events = ready.into_iter().filter_map(|(user, _key, body)| {
             let to = BareJid::new(&user).ok()?;
             let mut m = Message::new(Some(Jid::from(to)));
@@ -599,6 +624,7 @@ impl HubState {
     pub fn on_tick(&mut self, now: f64) -> Vec<Action> {
         let mut outputs = Vec::new();
         let mut out = Vec::new();
+        self.started.get_or_insert(now);
         if now - self.last_tick >= 1.0 {
             self.last_tick = now;
             self.engine.tick(now, &mut outputs);
@@ -665,6 +691,9 @@ impl HubState {
             delivery: &mut self.delivery,
             registry: &self.registry,
             throttle_note: self.throttle.note(),
+            counters: &self.counters,
+            caps_pending: self.roster.caps_pending(),
+            uptime: now - self.started.unwrap_or(now),
             user,
             now,
         };

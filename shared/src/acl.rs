@@ -1,12 +1,16 @@
 //! Access lists: entries are a bare JID (`ops@example.org`) or a whole domain (`@example.org`).
+//! Lookups are hash lookups, not scans: a hub checks every stanza of a fleet against lists of
+//! thousands of collectors.
+
+use std::collections::HashSet;
 
 use xmpp_parsers::jid::BareJid;
 
 /// A parsed access list. Matching is on the bare JID as stamped by the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acl {
-    jids: Vec<BareJid>,
-    domains: Vec<String>,
+    jids: HashSet<BareJid>,
+    domains: HashSet<String>,
 }
 
 impl Acl {
@@ -18,12 +22,16 @@ impl Acl {
             let e = entry.trim();
             if let Some(domain) = e.strip_prefix('@') {
                 match BareJid::new(domain) {
-                    Ok(j) if j.node().is_none() => acl.domains.push(j.domain().to_string()),
+                    Ok(j) if j.node().is_none() => {
+                        acl.domains.insert(j.domain().to_string());
+                    }
                     _ => bad.push(entry.clone()),
                 }
             } else {
                 match BareJid::new(e) {
-                    Ok(j) if j.node().is_some() => acl.jids.push(j),
+                    Ok(j) if j.node().is_some() => {
+                        acl.jids.insert(j);
+                    }
                     _ => bad.push(entry.clone()),
                 }
             }
@@ -37,13 +45,13 @@ impl Acl {
 
     /// Adds one JID (e.g. the configured hub).
     pub fn allow(&mut self, jid: BareJid) {
-        self.jids.push(jid);
+        self.jids.insert(jid);
     }
 
     /// Whether `jid` is allowed.
     pub fn allows(&self, jid: &BareJid) -> bool {
-        self.jids.iter().any(|j| j == jid)
-            || (jid.node().is_some() && self.domains.iter().any(|d| d == jid.domain().as_str()))
+        self.jids.contains(jid)
+            || (jid.node().is_some() && self.domains.contains(jid.domain().as_str()))
     }
 }
 
@@ -67,6 +75,16 @@ mod tests {
             "a server itself is not a user"
         );
         assert!(!acl.allows(&j("x@evil-corp.example")));
+    }
+
+    #[test]
+    fn a_fleet_sized_list_matches_exactly() {
+        let entries: Vec<String> = (0..10_000).map(|i| format!("web{i}@example.org")).collect();
+        let acl = Acl::parse(&entries).unwrap();
+        assert!(acl.allows(&j("web0@example.org")));
+        assert!(acl.allows(&j("WEB9999@example.org")));
+        assert!(!acl.allows(&j("web10000@example.org")));
+        assert!(!acl.allows(&j("web1@example.com")));
     }
 
     #[test]

@@ -217,6 +217,50 @@ impl Ejabberd {
         format!("{user}@{DOMAIN}")
     }
 
+    /// Creates many accounts: HTTP API requests from a few threads at once.
+    pub fn register_many(&self, accounts: &[(String, String)]) {
+        self.in_parallel(accounts, |(user, password)| {
+            let args = serde_json::json!({ "user": user, "host": DOMAIN, "password": password });
+            self.api("register", &args).map(|_| ())
+        });
+    }
+
+    /// Mutual (`both`) roster items between `hub` and each of `contacts`, through the HTTP
+    /// API (`add_rosteritem`, from `mod_admin_extra`), as if every subscription handshake had run.
+    pub fn subscribe_both(&self, hub: &str, contacts: &[String]) {
+        self.in_parallel(contacts, |c| {
+            for (owner, other) in [(hub, c.as_str()), (c.as_str(), hub)] {
+                let args = serde_json::json!({
+                    "localuser": owner, "localhost": DOMAIN, "user": other, "host": DOMAIN,
+                    "nick": other, "group": "jabmon", "subs": "both"
+                });
+                self.api("add_rosteritem", &args)?;
+            }
+            Ok(())
+        });
+    }
+
+    fn in_parallel<T: Sync>(&self, items: &[T], each: impl Fn(&T) -> Result<(), String> + Sync) {
+        let chunk = items.len().div_ceil(8).max(1);
+        std::thread::scope(|s| {
+            for part in items.chunks(chunk) {
+                let each = &each;
+                s.spawn(move || {
+                    for item in part {
+                        if let Err(e) = each(item) {
+                            panic!("ejabberd HTTP API: {e}");
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// The server's (the VM's) PID.
+    pub fn pid(&self) -> Option<u32> {
+        self.vm_pid()
+    }
+
     /// The VM's PID, from the pid file ejabberd writes once it runs.
     fn vm_pid(&self) -> Option<u32> {
         fs::read_to_string(self.pid_file())
@@ -398,9 +442,10 @@ api_permissions:
     from: [mod_http_api]
     who:
       acl: loopback
-    what: [register, status]
+    what: [register, status, add_rosteritem]
 modules:
   mod_adhoc: {{}}
+  mod_admin_extra: {{}}
   mod_caps: {{}}
   mod_disco: {{}}
   mod_http_api: {{}}

@@ -10,6 +10,8 @@
 //!   store (instant, versus ~60 ms per `prosodyctl register`).
 //! - [`ejabberd`]: `ejabberdctl --config-dir` with its own Erlang node, cookie and
 //!   distribution port; accounts through its HTTP API.
+//! - [`loadgen`]: thousands of synthetic collectors and users against a real hub (the
+//!   `jabmon-loadgen` tool).
 
 // The harness is test code: a setup step that fails should stop the test at once.
 #![allow(clippy::unwrap_used)]
@@ -18,6 +20,7 @@ pub mod bots;
 pub mod chat;
 pub mod client;
 pub mod ejabberd;
+pub mod loadgen;
 pub mod pep;
 pub mod prosody;
 pub mod server;

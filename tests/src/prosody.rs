@@ -25,6 +25,12 @@ fn chown_prosody(path: &Path) {
 impl Prosody {
     /// Starts a server; panics with a clear message when Prosody is missing.
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts a server with `extra` Lua lines in its global section (e.g.
+    /// `pep_service_cache_size = 20000`).
+    pub fn start_with(extra: &str) -> Self {
         // Show the bots' logs in failing tests (RUST_LOG=debug for more).
         jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
         assert!(
@@ -41,7 +47,7 @@ impl Prosody {
         let data = dir.path().join("data");
         fs::create_dir_all(data.join("localhost").join("accounts")).expect("data dir");
         let config = dir.path().join("prosody.cfg.lua");
-        fs::write(&config, config_text(dir.path(), port, tls_port)).expect("write config");
+        fs::write(&config, config_text(dir.path(), port, tls_port, extra)).expect("write config");
         let mut p = Self {
             child: None,
             dir,
@@ -129,6 +135,46 @@ impl Prosody {
         format!("{user}@{DOMAIN}")
     }
 
+    /// Creates many accounts at once (files written, then one `chown` of the directory).
+    pub fn register_many(&self, accounts: &[(String, String)]) {
+        let dir = self.dir.path().join("data/localhost/accounts");
+        for (user, password) in accounts {
+            let escaped = password.replace('\\', "\\\\").replace('"', "\\\"");
+            let text = format!("return {{\n\t[\"password\"] = \"{escaped}\";\n}};\n");
+            fs::write(dir.join(format!("{user}.dat")), text).expect("account");
+        }
+        chown_prosody(&dir);
+    }
+
+    /// Writes mutual (`both`) subscriptions between `hub` and each of `contacts` straight
+    /// into the roster store, as if every subscription handshake had run (with file storage
+    /// each handshake rewrites the hub's whole roster; see docs/performance.md).
+    pub fn subscribe_both(&self, hub: &str, contacts: &[String]) {
+        let dir = self.dir.path().join("data/localhost/roster");
+        fs::create_dir_all(&dir).expect("roster dir");
+        let item = |jid: &str| {
+            format!("\t[\"{jid}@{DOMAIN}\"] = {{ [\"subscription\"] = \"both\"; [\"groups\"] = {{}}; }};\n")
+        };
+        let meta = "\t[false] = { [\"version\"] = 1; [\"pending\"] = {}; };\n";
+        let mut all = format!("return {{\n{meta}");
+        for c in contacts {
+            all.push_str(&item(c));
+            fs::write(
+                dir.join(format!("{c}.dat")),
+                format!("return {{\n{meta}{}}};\n", item(hub)),
+            )
+            .expect("roster");
+        }
+        all.push_str("};\n");
+        fs::write(dir.join(format!("{hub}.dat")), all).expect("roster");
+        chown_prosody(&dir);
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -164,7 +210,7 @@ impl Drop for Prosody {
     }
 }
 
-fn config_text(dir: &Path, port: u16, tls_port: u16) -> String {
+fn config_text(dir: &Path, port: u16, tls_port: u16, extra: &str) -> String {
     let d = dir.display();
     format!(
         r#"-- jabmon test server (generated)
@@ -188,6 +234,7 @@ plugin_paths = {{ }}
 modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "pep", "smacks", "adhoc", "private", "version", "posix" }}
 modules_disabled = {{ "s2s" }}
 ssl = {{ key = "{d}/localhost.key", certificate = "{d}/localhost.crt" }}
+{extra}
 VirtualHost "localhost"
 "#
     )

@@ -57,8 +57,14 @@ pub enum Server {
 impl Server {
     /// Starts a server of `kind`; panics with a clear message when it is not installed.
     pub fn start(kind: Kind) -> Self {
+        Self::start_with(kind, "")
+    }
+
+    /// Starts a server of `kind` with extra settings: Lua lines for Prosody's global section;
+    /// ignored by ejabberd.
+    pub fn start_with(kind: Kind, prosody_extra: &str) -> Self {
         match kind {
-            Kind::Prosody => Server::Prosody(Prosody::start()),
+            Kind::Prosody => Server::Prosody(Prosody::start_with(prosody_extra)),
             Kind::Ejabberd => Server::Ejabberd(Ejabberd::start()),
         }
     }
@@ -115,6 +121,31 @@ impl Server {
         match self {
             Server::Prosody(s) => s.register(user, password),
             Server::Ejabberd(s) => s.register(user, password),
+        }
+    }
+
+    /// Creates many accounts at once, faster than [`Server::register`] one by one.
+    pub fn register_many(&self, accounts: &[(String, String)]) {
+        match self {
+            Server::Prosody(s) => s.register_many(accounts),
+            Server::Ejabberd(s) => s.register_many(accounts),
+        }
+    }
+
+    /// Mutual subscriptions between `hub` and each of `contacts` (user parts), written
+    /// through the server's own store or API instead of a handshake each.
+    pub fn subscribe_both(&self, hub: &str, contacts: &[String]) {
+        match self {
+            Server::Prosody(s) => s.subscribe_both(hub, contacts),
+            Server::Ejabberd(s) => s.subscribe_both(hub, contacts),
+        }
+    }
+
+    /// The server process's PID (for CPU and memory figures).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Prosody(s) => s.pid(),
+            Server::Ejabberd(s) => s.pid(),
         }
     }
 

@@ -1,24 +1,27 @@
 //! The hub's ad-hoc commands (XEP-0050), one file each; all complete in one stage.
-//! `collectors` is for every user; `queries` and `delete-queries` act on the caller's own
-//! registrations only.
+//! `collectors` and `stats` are for every user; `queries` and `delete-queries` act on the
+//! caller's own registrations only.
 
 pub mod collectors;
 pub mod delete_queries;
 pub mod queries;
+pub mod stats;
 
 use jabmon_shared::adhoc::{Command, Note};
 use minidom::Element;
 use xmpp_parsers::jid::BareJid;
 
 use crate::collectors::Registry;
+use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::query::Engine;
 
 /// The hub's commands, in disco order: (node, title).
-pub const NODES: [(&str, &str); 3] = [
+pub const NODES: [(&str, &str); 4] = [
     ("collectors", "List collectors and their status"),
     ("queries", "List my queries"),
     ("delete-queries", "Delete all my queries"),
+    ("stats", "Hub statistics"),
 ];
 
 /// One of the hub's commands.
@@ -27,6 +30,7 @@ pub enum HubCommand {
     Collectors,
     Queries,
     DeleteQueries,
+    Stats,
 }
 
 impl HubCommand {
@@ -36,6 +40,7 @@ impl HubCommand {
             "collectors" => Some(HubCommand::Collectors),
             "queries" => Some(HubCommand::Queries),
             "delete-queries" => Some(HubCommand::DeleteQueries),
+            "stats" => Some(HubCommand::Stats),
             _ => None,
         }
     }
@@ -53,6 +58,11 @@ pub struct Context<'a> {
     pub registry: &'a Registry,
     /// Said in the `collectors` note while the server throttles the hub.
     pub throttle_note: Option<String>,
+    pub counters: &'a Counters,
+    /// Caps lookups waiting or in flight.
+    pub caps_pending: usize,
+    /// Seconds since the hub started.
+    pub uptime: f64,
     /// The caller.
     pub user: &'a BareJid,
     pub now: f64,
@@ -68,6 +78,15 @@ impl HubCommand {
             HubCommand::Queries => queries::execute(ctx.engine, ctx.user.as_str()),
             HubCommand::DeleteQueries => {
                 delete_queries::execute(ctx.engine, ctx.delivery, ctx.user.as_str())
+            }
+            HubCommand::Stats => {
+                let sizes = stats::Sizes {
+                    registrations: ctx.engine.len(),
+                    dropped: ctx.delivery.dropped_total,
+                    caps_pending: ctx.caps_pending,
+                    uptime: ctx.uptime,
+                };
+                stats::execute(ctx.registry, ctx.counters, &sizes)
             }
         }
     }

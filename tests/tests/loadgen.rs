@@ -1,0 +1,33 @@
+//! A short run of `jabmon-loadgen` (tests/src/loadgen): 50 synthetic collectors, each a real
+//! session on its own account, publishing every 2 s; every one of them must show alive in the
+//! hub's `stats`, and events must flow through the hub to the users.
+
+use jabmon_tests::loadgen::{run, Options};
+use jabmon_tests::{server_matrix, Kind};
+
+async fn fifty_collectors_all_alive_and_events_flow(kind: Kind) {
+    let opts = Options {
+        kind,
+        collectors: 50,
+        interval: 2.0,
+        users: 3,
+        seconds: 5.0,
+        warmup: 1.0,
+        // Every collector is alive well before this, or the run fails.
+        alive_limit: 60.0,
+        ..Options::default()
+    };
+    let r = run(&opts).await;
+    assert_eq!(r.alive, 50, "collectors alive at the hub\n{r}");
+    assert!(r.alive_s.is_some(), "{r}");
+    assert_eq!(r.caps_lookups, 50, "one lookup per distinct caps ver\n{r}");
+    // 50 collectors × 90 stats / 2 s = 2,250 events/s offered.
+    assert!(r.ingested_per_s > 1000.0, "{r}");
+    assert!(r.latency.0 > 0 && r.delivered_per_s > 0.0, "{r}");
+    assert_eq!(r.publish_errors, 0, "{r}");
+}
+
+server_matrix!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    fifty_collectors_all_alive_and_events_flow
+);
