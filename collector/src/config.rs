@@ -156,21 +156,34 @@ pub const THRESHOLD_FIELDS: [ThresholdField; 9] = [
 ];
 
 impl Thresholds {
-    /// Every rule a threshold set must satisfy, as `(field, problem)` pairs.
+    /// Every rule a threshold set must satisfy, as `(field, problem)` pairs, the fields named by
+    /// their `[thresholds]` keys (for configuration files).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
+        self.problems_naming(|f| f.name.to_string())
+    }
+
+    /// [`Thresholds::problems`] with each field named by `name` (the command form names them
+    /// by label, as people see them there).
+    pub fn problems_naming(
+        &self,
+        name: impl Fn(&ThresholdField) -> String,
+    ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         for f in &THRESHOLD_FIELDS {
-            let (name, v) = (f.name, f.get(self));
+            let v = f.get(self);
             if !v.is_finite() || v < 0.0 {
-                out.push((name, format!("{name} must be a number ≥ 0 (got {v})")));
+                out.push((
+                    f.name,
+                    format!("{} must be a number ≥ 0 (got {v})", name(f)),
+                ));
             }
         }
         for f in THRESHOLD_FIELDS.iter().filter(|f| f.percent) {
-            let (name, v) = (f.name, f.get(self));
+            let v = f.get(self);
             if v > 100.0 {
                 out.push((
-                    name,
-                    format!("{name} is a percentage and must be ≤ 100 (got {v})"),
+                    f.name,
+                    format!("{} is a percentage and must be ≤ 100 (got {v})", name(f)),
                 ));
             }
         }
@@ -185,18 +198,24 @@ impl Thresholds {
             if c >= w {
                 out.push((
                     clear.name,
-                    format!("{} ({c}) must be below {level} ({w})", clear.name),
+                    format!("{} ({c}) must be below {} ({w})", name(clear), name(warn)),
                 ));
             }
         }
-        if self.load_critical <= self.load_busy {
-            out.push((
-                "load_critical",
-                format!(
-                    "load_critical ({}) must be above load_busy ({})",
-                    self.load_critical, self.load_busy
-                ),
-            ));
+        let field = |n: &str| THRESHOLD_FIELDS.iter().find(|f| f.name == n);
+        if let (Some(critical), Some(busy)) = (field("load_critical"), field("load_busy")) {
+            if self.load_critical <= self.load_busy {
+                out.push((
+                    critical.name,
+                    format!(
+                        "{} ({}) must be above {} ({})",
+                        name(critical),
+                        self.load_critical,
+                        name(busy),
+                        self.load_busy
+                    ),
+                ));
+            }
         }
         out
     }

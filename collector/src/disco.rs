@@ -19,7 +19,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::commands::{Node, Rights};
 
-use crate::metrics::{format_value, label, line, Figure, MetricTable, Series, GROUPS};
+use crate::metrics::{line, title, Figure, MetricTable, Series, GROUPS};
 
 /// Static facts about the host; nothing here changes while the collector runs.
 #[derive(Debug, Clone)]
@@ -130,19 +130,19 @@ pub fn group_form(group: &str, table: &MetricTable) -> DataForm {
 pub fn group_fields(group: &str, table: &MetricTable) -> Vec<Field> {
     let mut fields = Vec::new();
     for (name, s) in table.group(group) {
-        let l = label(name, s.unit);
+        let l = title(name);
         fields.push(forms::field(
             name,
             FieldType::TextSingle,
             &l,
-            vec![format_value(s.value)],
+            vec![s.unit.show(s.value)],
         ));
         for f in Figure::ALL {
             fields.push(forms::field(
                 &format!("{name}#{}", f.suffix()),
                 FieldType::TextSingle,
                 &format!("{l}, {}", f.describe()),
-                vec![format_value(s.figure(f))],
+                vec![s.unit.show(s.figure(f))],
             ));
         }
     }

@@ -59,18 +59,6 @@ impl Unit {
             Unit::Seconds => human::duration(v),
         }
     }
-
-    fn suffix(self) -> &'static str {
-        match self {
-            Unit::Percent => " (%)",
-            Unit::Load => "",
-            Unit::Bytes => " (bytes)",
-            Unit::BytesPerSecond => " (bytes per second)",
-            Unit::PerSecond => " (per second)",
-            Unit::Count => "",
-            Unit::Seconds => " (s)",
-        }
-    }
 }
 
 /// The group (disco node) a metric name belongs to.
@@ -88,11 +76,6 @@ pub fn group_of(name: &str) -> &'static str {
         f if f.starts_with("interface-") => "network",
         _ => "other",
     }
-}
-
-/// A human title for a metric name, with its unit: `cpu-0.cpu.idle` → `Core 0 idle (%)`.
-pub fn label(name: &str, unit: Unit) -> String {
-    format!("{}{}", title(name), unit.suffix())
 }
 
 /// A human title for a metric name, without unit (the value shown beside it carries one):
@@ -135,6 +118,61 @@ pub fn title(name: &str) -> String {
 /// A metric and its current value as one line for people: `CPU idle: 97.5 %`.
 pub fn line(name: &str, unit: Unit, value: f64) -> String {
     format!("{}: {}", title(name), unit.show(value))
+}
+
+/// Instances in the order people read them; others follow by name.
+const INSTANCE_ORDER: [&str; 21] = [
+    "shortterm",
+    "midterm",
+    "longterm",
+    "user",
+    "system",
+    "iowait",
+    "steal",
+    "idle",
+    "used",
+    "free",
+    "reserved",
+    "available",
+    "cached",
+    "buffered",
+    "read",
+    "write",
+    "rx",
+    "tx",
+    "total",
+    "running",
+    "seconds",
+];
+
+/// The sort key of a metric within its group: the plugin (its number compared as a number,
+/// so `cpu-2` comes before `cpu-10`, and the whole-host `cpu` first), percentages before
+/// their absolute figures, then the instance — so loads read 1, 5, 15-min and memory used
+/// before free.
+pub fn order(name: &str) -> (String, u64, u8, String, usize, String) {
+    let parts: Vec<&str> = name.split('.').collect();
+    let [plugin, kind, inst] = parts.as_slice() else {
+        return (name.to_string(), 0, 0, String::new(), 0, String::new());
+    };
+    let (base, number) = match plugin.rsplit_once('-') {
+        Some((b, n)) if n.bytes().all(|c| c.is_ascii_digit()) => {
+            (b.to_string(), n.parse::<u64>().map_or(u64::MAX, |n| n + 1))
+        }
+        _ => (plugin.to_string(), 0),
+    };
+    let kind_rank = u8::from(*kind != "percent");
+    let inst_rank = INSTANCE_ORDER
+        .iter()
+        .position(|i| i == inst)
+        .unwrap_or(INSTANCE_ORDER.len());
+    (
+        base,
+        number,
+        kind_rank,
+        kind.to_string(),
+        inst_rank,
+        inst.to_string(),
+    )
 }
 
 /// Which windowed figure of a metric.
@@ -290,14 +328,18 @@ impl MetricTable {
         self.series.get(name).map(|s| s.value)
     }
 
-    /// All metrics of a group, by name.
+    /// All metrics of a group, in the order people read them ([`order`]).
     pub fn group<'a>(
         &'a self,
         group: &'a str,
     ) -> impl Iterator<Item = (&'a String, &'a Series)> + 'a {
-        self.series
+        let mut metrics: Vec<_> = self
+            .series
             .iter()
             .filter(move |(n, _)| group_of(n) == group)
+            .collect();
+        metrics.sort_by_cached_key(|(n, _)| order(n));
+        metrics.into_iter()
     }
 
     /// All metrics.
@@ -325,17 +367,6 @@ impl MetricTable {
                 })
                 .collect(),
         }
-    }
-}
-
-/// Formats a value for a form or payload: integers without a fraction, others with at most
-/// three decimals.
-pub fn format_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -426,18 +457,72 @@ mod tests {
     }
 
     #[test]
+    fn groups_read_in_order() {
+        let mut t = MetricTable::default();
+        let names = [
+            "load.load.longterm",
+            "load.load.midterm",
+            "load.load.shortterm",
+            "cpu-10.cpu.idle",
+            "cpu-2.cpu.idle",
+            "cpu.cpu.idle",
+            "cpu.cpu.user",
+            "memory.memory.free",
+            "memory.memory.used",
+            "memory.percent.used",
+            "df-root.df.free",
+            "df-root.df.reserved",
+            "df-root.df.used",
+            "df-root.percent.used",
+        ];
+        t.record(0.0, names.iter().map(|n| r(n, 1.0)).collect());
+        let group = |g: &str| -> Vec<String> { t.group(g).map(|(n, _)| n.clone()).collect() };
+        assert_eq!(
+            group("load"),
+            [
+                "load.load.shortterm",
+                "load.load.midterm",
+                "load.load.longterm"
+            ]
+        );
+        assert_eq!(
+            group("cpu"),
+            [
+                "cpu.cpu.user",
+                "cpu.cpu.idle",
+                "cpu-2.cpu.idle",
+                "cpu-10.cpu.idle"
+            ]
+        );
+        assert_eq!(
+            group("memory"),
+            [
+                "memory.percent.used",
+                "memory.memory.used",
+                "memory.memory.free"
+            ]
+        );
+        assert_eq!(
+            group("disk"),
+            [
+                "df-root.percent.used",
+                "df-root.df.used",
+                "df-root.df.free",
+                "df-root.df.reserved"
+            ]
+        );
+    }
+
+    #[test]
     fn groups_and_labels() {
         assert_eq!(group_of("cpu-3.cpu.user"), "cpu");
         assert_eq!(group_of("df-root.percent.used"), "disk");
         assert_eq!(group_of("disk-sda.disk_ops.read"), "disk");
         assert_eq!(group_of("interface-eth0.if_octets.rx"), "network");
-        assert_eq!(label("cpu.cpu.idle", Unit::Percent), "CPU idle (%)");
-        assert_eq!(label("cpu-0.cpu.user", Unit::Percent), "Core 0 user (%)");
-        assert_eq!(label("load.load.shortterm", Unit::Load), "Load 1-min");
-        assert_eq!(
-            label("df-root.percent.used", Unit::Percent),
-            "Filesystem root used (%)"
-        );
+        assert_eq!(title("cpu.cpu.idle"), "CPU idle");
+        assert_eq!(title("cpu-0.cpu.user"), "Core 0 user");
+        assert_eq!(title("load.load.shortterm"), "Load 1-min");
+        assert_eq!(title("df-root.percent.used"), "Filesystem root used");
         assert_eq!(title("uptime.uptime.seconds"), "Uptime");
         assert_eq!(title("disk-sda.disk_ops.read"), "Disk sda read operations");
         assert_eq!(
@@ -460,12 +545,5 @@ mod tests {
             line("uptime.uptime.seconds", Unit::Seconds, 90_061.0),
             "Uptime: 1 d 1 h"
         );
-    }
-
-    #[test]
-    fn value_format() {
-        assert_eq!(format_value(42.0), "42");
-        assert_eq!(format_value(12.3456), "12.346");
-        assert_eq!(format_value(0.5), "0.5");
     }
 }

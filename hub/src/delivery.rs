@@ -92,7 +92,7 @@ impl Delivery {
     pub fn drain_ready(
         &mut self,
         now: f64,
-        mut dropped_body: impl FnMut(&str, u64) -> String,
+        mut dropped_body: impl FnMut(&str, &str, u64) -> String,
     ) -> Vec<(Arc<str>, Arc<str>, String)> {
         let mut out = Vec::new();
         let rate = self.rate;
@@ -109,7 +109,7 @@ impl Delivery {
             }
             if q.queue.is_empty() && !q.dropped.is_empty() {
                 for (key, n) in std::mem::take(&mut q.dropped) {
-                    let body = dropped_body(&key, n);
+                    let body = dropped_body(user, &key, n);
                     out.push((user.clone(), key, body));
                 }
             }
@@ -131,7 +131,7 @@ mod tests {
         Arc::from(s)
     }
 
-    fn report(key: &str, n: u64) -> String {
+    fn report(_user: &str, key: &str, n: u64) -> String {
         format!("dropped {key} {n}")
     }
 

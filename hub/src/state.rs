@@ -23,7 +23,7 @@ use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::disco::{Disco, View};
 use crate::ingest::{self, Feed, Ingest};
-use crate::query::{dropped_message, Engine, Limits, Output, Reply};
+use crate::query::{Engine, Limits, Output, Reply};
 use crate::restore::{self, Restore, MAX_BUFFERED};
 use crate::roster::{self, CollectorCheck, Roster};
 use crate::storage;
@@ -435,9 +435,10 @@ impl HubState {
                 None => return out,
             },
         };
+        let body = self.engine.render(from.to_bare().as_str(), &reply);
         let mut answer = Message::new(Some(from));
         answer.type_ = type_;
-        answer.bodies.insert(Default::default(), reply.to_json());
+        answer.bodies.insert(Default::default(), body);
         out.push(Action::Message(answer));
         out
     }
@@ -503,7 +504,7 @@ impl HubState {
         self.roster
             .user_available(&bare, from.resource().map(|r| r.as_str()));
         let user = bare.as_str();
-        let before_len = self.engine.len();
+        let (before_len, version) = (self.engine.len(), self.engine.saved_version());
         let before: Vec<String> = self.engine.list(user).into_iter().map(|(_, k)| k).collect();
         let reply = self.engine.handle(user, body);
         if self.engine.len() != before_len {
@@ -512,6 +513,8 @@ impl HubState {
             for k in before.iter().filter(|k| !after.contains(*k)) {
                 self.delivery.forget_key(user, k);
             }
+        }
+        if self.engine.saved_version() != version {
             out.push(Action::Save);
         }
         Some(reply)
@@ -578,7 +581,7 @@ impl HubState {
     /// Queues outputs per user and sends what the rate limits allow now.
     fn deliver(&mut self, outputs: Vec<Output>, now: f64) -> Vec<Action> {
         for o in outputs {
-            let body = o.message_body();
+            let body = self.engine.event_body(&o);
             self.delivery.push(&o.user, &o.key, body, now);
         }
         if !self.online {
@@ -592,7 +595,10 @@ impl HubState {
             EventMessageType::Chat => MessageType::Chat,
             EventMessageType::Headline => MessageType::Headline,
         };
-        let ready = self.delivery.drain_ready(now, dropped_message);
+        let engine = &self.engine;
+        let ready = self
+            .delivery
+            .drain_ready(now, |user, key, n| engine.dropped_body(user, key, n));
         self.counters.messages_out += ready.len() as u64;
         let events = ready.into_iter().filter_map(|(user, _key, body)| {
             let to = BareJid::new(&user).ok()?;

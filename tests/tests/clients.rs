@@ -247,3 +247,122 @@ async fn a_service_browser_sees_values_and_opens_the_hubs_collectors(kind: Kind)
     bot.stop().await;
     hub.stop().await;
 }
+
+/// Sends `body` to the hub as chat and returns the first message body from the hub that
+/// `wanted` accepts.
+async fn say(c: &mut TestClient, body: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let mut m = xmpp_parsers::message::Message::new(Some(Jid::new(HUB).unwrap()));
+    m.type_ = xmpp_parsers::message::MessageType::Chat;
+    m.bodies.insert(Default::default(), body.to_string());
+    c.session.send(m).await;
+    next_text(c, wanted).await
+}
+
+/// The next message body from the hub that `wanted` accepts.
+async fn next_text(c: &mut TestClient, wanted: impl Fn(&str) -> bool) -> String {
+    c.next_matching(WAIT, "a message from the hub", |e| match e {
+        Incoming::Message(m)
+            if m.from.as_ref().map(|f| f.to_bare().to_string()).as_deref() == Some(HUB) =>
+        {
+            m.bodies.values().next().filter(|b| wanted(b)).cloned()
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// `web1.cpu.cpu.idle 97.5 @ 12:00:03`
+fn is_text_event(body: &str) -> bool {
+    let Some((value, time)) = body
+        .strip_prefix("web1.cpu.cpu.idle ")
+        .and_then(|r| r.split_once(" @ "))
+    else {
+        return false;
+    };
+    value.parse::<f64>().is_ok()
+        && time.len() == 8
+        && time
+            .split(':')
+            .all(|p| p.len() == 2 && p.parse::<u8>().is_ok())
+}
+
+server_matrix!(
+    #[tokio::test]
+    chat_with_the_hub_for_people_and_programs
+);
+async fn chat_with_the_hub_for_people_and_programs(kind: Kind) {
+    let server = Server::start(kind);
+    for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
+        server.register(u, p);
+    }
+    let hub_cfg = hub_toml(
+        &server,
+        "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"pep\"\n",
+    );
+    let hub = InProcess::hub(&hub_cfg);
+    let cfg = collector_toml(
+        &server,
+        "web1",
+        "pw-web1",
+        &format!("[collector]\nhost = \"web1\"\nhub = \"{HUB}\"\nsample_interval = \"250ms\"\npublish_interval = \"1s\"\n"),
+    );
+    let bot = InProcess::collector(&cfg);
+    let mut u1 = user_of_hub(&server, "u1").await;
+
+    // help: a usage text, not a parse error.
+    let help = say(&mut u1, "help", |b| !b.starts_with('{')).await;
+    assert!(
+        help.starts_with("jabmon hub: send one command per message"),
+        "{help}"
+    );
+    assert!(help.contains("FORMAT text"), "{help}");
+
+    // Programs: JSON as before; a unique prefix of the key deletes, the full key comes back.
+    let r = query(&mut u1, r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;").await;
+    let key = r["results"]["key"].as_str().unwrap().to_string();
+    let r = query(&mut u1, r"SELECT id FROM ^web1\.load\.load\.shortterm$;").await;
+    let key2 = r["results"]["key"].as_str().unwrap().to_string();
+    let del = query(
+        &mut u1,
+        &format!("DELETE FROM leela.xmpp WHERE key={};", &key2[..8]),
+    )
+    .await;
+    assert_eq!(del["status"], 200, "{del}");
+    assert_eq!(del["results"]["key"], key2.as_str());
+    let list = query(&mut u1, "SELECT * FROM leela.xmpp;").await;
+    assert_eq!(list["results"].as_array().unwrap().len(), 1, "{list}");
+
+    // People: FORMAT text makes events one short line, and survives a hub restart.
+    let ok = say(&mut u1, "FORMAT text;", |b| {
+        b.starts_with("Events now arrive")
+    })
+    .await;
+    assert!(ok.contains("FORMAT json"), "{ok}");
+    let line = next_text(&mut u1, is_text_event).await;
+    assert!(!line.contains(&key[..8]), "no key in the line: {line}");
+    let listed = say(&mut u1, "select * from leela.xmpp", |b| {
+        b.starts_with("You have")
+    })
+    .await;
+    assert_eq!(
+        listed,
+        format!(
+            "You have 1 queries:\n{}  SELECT id FROM ^web1\\.cpu\\.cpu\\.idle$;",
+            &key[..8]
+        )
+    );
+
+    hub.stop().await;
+    u1.clear();
+    let hub = InProcess::hub(&hub_cfg);
+    jabmon_tests::chat::hub_online(&mut u1).await;
+    next_text(&mut u1, is_text_event).await;
+
+    // Back to JSON: the reply and the events are Leela's again.
+    let r = query(&mut u1, "FORMAT json;").await;
+    assert_eq!(r["results"]["format"], "json", "{r}");
+    jabmon_tests::chat::next_event(&mut u1, &key, WAIT).await;
+
+    bot.stop().await;
+    hub.stop().await;
+}

@@ -200,12 +200,18 @@ async fn subscription_caps_and_disco(kind: Kind) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await; // poll interval, not a wait-long-enough
     };
-    let idle: f64 = field(&cpu, "cpu.cpu.idle").unwrap().parse().unwrap();
+    // Values as people read them: `97.5 %`.
+    let percent = |v: &str| -> f64 {
+        v.strip_suffix(" %")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{v}"))
+    };
+    let idle = percent(field(&cpu, "cpu.cpu.idle").unwrap());
     assert!((0.0..=100.0).contains(&idle), "idle {idle}");
     for suffix in ["1-min", "5-min", "15-min", "min", "max"] {
         let v =
             field(&cpu, &format!("cpu.cpu.idle#{suffix}")).unwrap_or_else(|| panic!("#{suffix}"));
-        assert!(v.parse::<f64>().is_ok());
+        assert!((0.0..=100.0).contains(&percent(v)), "{v}");
     }
     assert_eq!(cpu.extensions[0].form_type(), Some("urn:jabmon:stats:0"));
 

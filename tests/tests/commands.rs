@@ -214,6 +214,29 @@ async fn admins_see_everything_subscribers_only_status(kind: Kind) {
         "{note} vs {shortterm}"
     );
     assert!(value(&status, "threshold.load_busy").is_some());
+    // Values for people: bytes in binary units, loads in 1/5/15-min order, df's percentage.
+    let available = value(&status, "memory.memory.available").unwrap();
+    assert!(available.ends_with("iB"), "{available}");
+    let vars: Vec<&str> = status
+        .form
+        .as_ref()
+        .unwrap()
+        .fields
+        .iter()
+        .filter_map(|f| f.var.as_deref())
+        .filter(|v| v.starts_with("load."))
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            "load.load.shortterm",
+            "load.load.midterm",
+            "load.load.longterm"
+        ]
+    );
+    let root = value(&status, "df-root.percent.used").unwrap();
+    assert!(root.ends_with(" %"), "{root}");
+    assert!(value(&status, "df-root.df.reserved").is_some());
     assert!(!s.marker.exists(), "a refused reboot ran nothing");
     s.bot.stop().await;
 }
@@ -415,7 +438,10 @@ async fn thresholds_validate_apply_and_drive_presence(kind: Kind) {
         (cond, app.as_deref()),
         (DefinedCondition::BadRequest, Some("bad-payload"))
     );
-    assert!(text.contains("cpu_warn_clear"), "{text}");
+    assert!(
+        text.contains("“CPU busy % warning clears below”"),
+        "named by its label: {text}"
+    );
     let (_, app, text) = failure(
         ops.iq(
             full(),
@@ -430,7 +456,10 @@ async fn thresholds_validate_apply_and_drive_presence(kind: Kind) {
         .await,
     );
     assert_eq!(app.as_deref(), Some("bad-payload"));
-    assert!(text.contains("disk_warn"), "{text}");
+    assert_eq!(
+        text,
+        "“Disk used % warning at (per mount)” must be a number (got “lots”)."
+    );
 
     let done = parsed(
         ops.iq(

@@ -237,6 +237,22 @@ pub fn bad_payload(text: &str) -> StanzaError {
     )
 }
 
+/// How the command forms label `var`, quoted, for error texts: people see labels, not vars.
+pub fn field_name(var: &str) -> String {
+    let label = match var {
+        "confirm" => reboot::CONFIRM_LABEL,
+        "delay" => reboot::DELAY_LABEL,
+        "reason" => reboot::REASON_LABEL,
+        "command" => shell::COMMAND_LABEL,
+        "groups" => stats_reset::GROUPS_LABEL,
+        other => crate::config::THRESHOLD_FIELDS
+            .iter()
+            .find(|f| f.name == other)
+            .map_or(other, |f| f.label),
+    };
+    format!("“{label}”")
+}
+
 /// The single value of `var` in a submitted form, with limits.
 pub fn value<'f>(form: &'f DataForm, var: &str) -> Result<Option<&'f str>, StanzaError> {
     let Some(field) = form.fields.iter().find(|f| f.var.as_deref() == Some(var)) else {
@@ -246,9 +262,13 @@ pub fn value<'f>(form: &'f DataForm, var: &str) -> Result<Option<&'f str>, Stanz
         [] => Ok(None),
         [v] if v.len() <= MAX_VALUE_LEN => Ok(Some(v.as_str())),
         [_] => Err(bad_payload(&format!(
-            "Field '{var}' is too long (at most {MAX_VALUE_LEN} characters)."
+            "{} is too long (at most {MAX_VALUE_LEN} characters).",
+            field_name(var)
         ))),
-        _ => Err(bad_payload(&format!("Field '{var}' takes one value."))),
+        _ => Err(bad_payload(&format!(
+            "{} takes one value.",
+            field_name(var)
+        ))),
     }
 }
 
@@ -731,7 +751,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.other.as_ref().unwrap().name(), "bad-payload");
-        assert!(e.texts.values().next().unwrap().contains("cpu_warn_clear"));
+        assert!(e
+            .texts
+            .values()
+            .next()
+            .unwrap()
+            .contains("“CPU busy % warning clears below”"));
         let (c2, _) = handle(
             &mut s,
             &c,

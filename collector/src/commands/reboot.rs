@@ -7,7 +7,11 @@ use jabmon_shared::forms;
 use xmpp_parsers::data_forms::{DataForm, FieldType};
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::{bad_payload, input_form, value};
+use super::{bad_payload, field_name, input_form, value};
+
+pub const CONFIRM_LABEL: &str = "Really reboot this host?";
+pub const DELAY_LABEL: &str = "Delay (seconds)";
+pub const REASON_LABEL: &str = "Reason";
 use crate::config::ShellCommand;
 
 /// Longest accepted delay: a day.
@@ -30,7 +34,7 @@ pub fn form() -> DataForm {
     let mut confirm = forms::field(
         "confirm",
         FieldType::Boolean,
-        "Really reboot this host?",
+        CONFIRM_LABEL,
         vec!["0".into()],
     );
     confirm.required = true;
@@ -41,10 +45,10 @@ pub fn form() -> DataForm {
             forms::field(
                 "delay",
                 FieldType::TextSingle,
-                "Delay (seconds)",
+                DELAY_LABEL,
                 vec!["0".into()],
             ),
-            forms::field("reason", FieldType::TextSingle, "Reason", vec![]),
+            forms::field("reason", FieldType::TextSingle, REASON_LABEL, vec![]),
         ],
     )
 }
@@ -54,8 +58,18 @@ pub fn apply(form: &DataForm) -> Result<Option<(u64, String)>, StanzaError> {
     let confirm = match value(form, "confirm")? {
         Some("1") | Some("true") => true,
         Some("0") | Some("false") => false,
-        None => return Err(bad_payload("Field 'confirm' is required.")),
-        Some(_) => return Err(bad_payload("Field 'confirm' must be a boolean.")),
+        None => {
+            return Err(bad_payload(&format!(
+                "{} is required.",
+                field_name("confirm")
+            )))
+        }
+        Some(_) => {
+            return Err(bad_payload(&format!(
+                "{} must be yes or no.",
+                field_name("confirm")
+            )))
+        }
     };
     let delay = match value(form, "delay")?.map(str::trim) {
         None | Some("") => 0,
@@ -65,7 +79,8 @@ pub fn apply(form: &DataForm) -> Result<Option<(u64, String)>, StanzaError> {
             .filter(|d| *d <= MAX_DELAY)
             .ok_or_else(|| {
                 bad_payload(&format!(
-                    "Field 'delay' must be whole seconds from 0 to {MAX_DELAY}."
+                    "{} must be whole seconds from 0 to {MAX_DELAY}.",
+                    field_name("delay")
                 ))
             })?,
     };

@@ -14,7 +14,9 @@ use tokio::io::AsyncReadExt;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, FieldType, Option_};
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::{bad_payload, completed, input_form, value, Node};
+use super::{bad_payload, completed, field_name, input_form, value, Node};
+
+pub const COMMAND_LABEL: &str = "Command";
 use crate::config::ShellCommand;
 
 /// Output kept per stream.
@@ -25,7 +27,7 @@ pub fn form(commands: &[ShellCommand]) -> DataForm {
         .first()
         .map(|c| vec![c.name.clone()])
         .unwrap_or_default();
-    let mut f = forms::field("command", FieldType::ListSingle, "Command", first);
+    let mut f = forms::field("command", FieldType::ListSingle, COMMAND_LABEL, first);
     f.required = true;
     f.options = commands
         .iter()
@@ -38,13 +40,18 @@ pub fn form(commands: &[ShellCommand]) -> DataForm {
 }
 
 pub fn apply(form: &DataForm, commands: &[ShellCommand]) -> Result<ShellCommand, StanzaError> {
-    let name =
-        value(form, "command")?.ok_or_else(|| bad_payload("Field 'command' is required."))?;
+    let name = value(form, "command")?
+        .ok_or_else(|| bad_payload(&format!("{} is required.", field_name("command"))))?;
     commands
         .iter()
         .find(|c| c.name == name)
         .cloned()
-        .ok_or_else(|| bad_payload("Field 'command': not one of the configured commands."))
+        .ok_or_else(|| {
+            bad_payload(&format!(
+                "{}: not one of the configured commands.",
+                field_name("command")
+            ))
+        })
 }
 
 /// How a run ended.

@@ -5,14 +5,16 @@ use jabmon_shared::forms;
 use xmpp_parsers::data_forms::{DataForm, FieldType, Option_};
 use xmpp_parsers::stanza_error::StanzaError;
 
-use super::{bad_payload, input_form};
+use super::{bad_payload, field_name, input_form};
+
+pub const GROUPS_LABEL: &str = "Groups to reset";
 use crate::metrics::GROUPS;
 
 pub fn form() -> DataForm {
     let mut f = forms::field(
         "groups",
         FieldType::ListMulti,
-        "Groups to reset",
+        GROUPS_LABEL,
         GROUPS.iter().map(|(g, _)| g.to_string()).collect(),
     );
     f.options = GROUPS
@@ -35,13 +37,17 @@ pub fn apply(form: &DataForm) -> Result<Vec<String>, StanzaError> {
         return Ok(GROUPS.iter().map(|(g, _)| g.to_string()).collect());
     };
     if field.values.is_empty() {
-        return Err(bad_payload("Field 'groups': choose at least one group."));
+        return Err(bad_payload(&format!(
+            "{}: choose at least one group.",
+            field_name("groups")
+        )));
     }
     let mut out = Vec::new();
     for v in &field.values {
         if !GROUPS.iter().any(|(g, _)| g == v) {
             return Err(bad_payload(&format!(
-                "Field 'groups': unknown group '{}'.",
+                "{}: unknown group “{}”.",
+                field_name("groups"),
                 v.chars().take(64).collect::<String>()
             )));
         }

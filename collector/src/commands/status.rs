@@ -1,12 +1,12 @@
 //! `status` (subscribers): one stage — a result form with the current value of every metric
-//! (labelled as in the disco node forms), then the thresholds in force (`threshold.NAME`), and the presence summary as the note.
+//! as people read it (labelled and shown as in the disco node forms, groups in disco order), then the thresholds in force (`threshold.NAME`), and the presence summary as the note.
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::{forms, ns};
 use xmpp_parsers::data_forms::DataFormType;
 
 use super::{completed, Context, Node};
-use crate::metrics::{format_value, label, GROUPS};
+use crate::metrics::{title, GROUPS};
 
 pub fn execute(ctx: &Context<'_>) -> Command {
     let mut fields = Vec::new();
@@ -17,8 +17,8 @@ pub fn execute(ctx: &Context<'_>) -> Command {
             fields.push(forms::field(
                 name,
                 xmpp_parsers::data_forms::FieldType::TextSingle,
-                &label(name, s.unit),
-                vec![format_value(s.value)],
+                &title(name),
+                vec![s.unit.show(s.value)],
             ));
         }
     }

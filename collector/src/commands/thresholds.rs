@@ -6,7 +6,7 @@ use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::stanza_error::StanzaError;
 
 use super::{bad_payload, input_form, value};
-use crate::config::{Thresholds, THRESHOLD_FIELDS};
+use crate::config::{ThresholdField, Thresholds, THRESHOLD_FIELDS};
 
 fn fields(t: &Thresholds) -> Vec<Field> {
     THRESHOLD_FIELDS
@@ -36,19 +36,25 @@ pub fn result_form(t: &Thresholds) -> DataForm {
     }
 }
 
+/// A field as people see it in the form: its label, quoted.
+fn quoted(f: &ThresholdField) -> String {
+    format!("“{}”", f.label)
+}
+
+/// Validates and applies a submitted form. A refusal names the field by its label, as the
+/// form shows it (`“CPU busy % warning at” must be a number.`).
 pub fn apply(form: &DataForm, current: &Thresholds) -> Result<Thresholds, StanzaError> {
     let mut t = *current;
     for f in &THRESHOLD_FIELDS {
         if let Some(text) = value(form, f.name)? {
-            let v: f64 = text
-                .trim()
-                .parse()
-                .map_err(|_| bad_payload(&format!("Field '{}' must be a number.", f.name)))?;
+            let v: f64 = text.trim().parse().map_err(|_| {
+                bad_payload(&format!("{} must be a number (got “{text}”).", quoted(f)))
+            })?;
             f.set(&mut t, v);
         }
     }
-    if let Some((field, problem)) = t.problems().into_iter().next() {
-        return Err(bad_payload(&format!("Field '{field}': {problem}.")));
+    if let Some((_, problem)) = t.problems_naming(quoted).into_iter().next() {
+        return Err(bad_payload(&format!("{problem}.")));
     }
     Ok(t)
 }
@@ -97,7 +103,12 @@ mod tests {
         let e = apply(&submit(&[("load_busy", "high")]), &t).unwrap_err();
         assert_eq!(
             e.texts.values().next().unwrap(),
-            "Field 'load_busy' must be a number."
+            "“Per-core load: busy (away) at” must be a number (got “high”)."
+        );
+        let e = apply(&submit(&[("cpu_warn", "50"), ("cpu_warn_clear", "60")]), &t).unwrap_err();
+        assert_eq!(
+            e.texts.values().next().unwrap(),
+            "“CPU busy % warning clears below” (60) must be below “CPU busy % warning at” (50)."
         );
         // Unknown fields are not thresholds: ignored, nothing else written.
         assert_eq!(apply(&submit(&[("disk_warn_clera", "1")]), &t).unwrap(), t);

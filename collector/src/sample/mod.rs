@@ -122,29 +122,26 @@ impl Sampler {
         if self.samples.is_multiple_of(DISK_LIST_EVERY) {
             self.disks
                 .refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
-        } else {
-            for d in self.disks.list_mut() {
-                d.refresh_specifics(DiskRefreshKind::nothing().with_storage());
-            }
         }
         let mut seen = std::collections::HashSet::new();
         for d in self.disks.list() {
-            let total = d.total_space();
-            if total == 0 {
+            let Ok(v) = rustix::fs::statvfs(d.mount_point()) else {
+                continue; // unmounted since the list was read
+            };
+            let Some(df) = DfFigures::of(v.f_blocks, v.f_bfree, v.f_bavail, v.f_frsize) else {
                 continue;
-            }
+            };
             let mount = metric::mount(&d.mount_point().to_string_lossy());
             if !seen.insert(mount.clone()) {
                 continue; // bind mounts of one filesystem
             }
-            let free = d.available_space();
-            let used = total.saturating_sub(free);
-            out.push((format!("df-{mount}.df.used"), Unit::Bytes, used as f64));
-            out.push((format!("df-{mount}.df.free"), Unit::Bytes, free as f64));
+            out.push((format!("df-{mount}.df.used"), Unit::Bytes, df.used));
+            out.push((format!("df-{mount}.df.free"), Unit::Bytes, df.free));
+            out.push((format!("df-{mount}.df.reserved"), Unit::Bytes, df.reserved));
             out.push((
                 metric::disk_percent_used(&mount),
                 Unit::Percent,
-                used as f64 * 100.0 / total as f64,
+                df.percent_used,
             ));
         }
     }
@@ -171,6 +168,43 @@ impl Sampler {
             out.push((name.clone(), unit, r));
         }
         self.prev_counters.insert(name, (now, counter));
+    }
+}
+
+/// One filesystem as df(1) and collectd's df plugin see it, in bytes: `used` = blocks not
+/// free, `free` = blocks available to unprivileged users, `reserved` = free blocks only root
+/// may use (typically 5 % on ext4). `percent_used` is df's Use%: used / (used + free), so the
+/// reserved blocks count neither way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DfFigures {
+    pub used: f64,
+    pub free: f64,
+    pub reserved: f64,
+    pub percent_used: f64,
+}
+
+impl DfFigures {
+    /// From statvfs(2) counts (`frsize` = the block size they are counted in); `None` for a
+    /// filesystem without blocks (proc, sysfs, …).
+    pub fn of(blocks: u64, bfree: u64, bavail: u64, frsize: u64) -> Option<Self> {
+        if blocks == 0 {
+            return None;
+        }
+        let bfree = bfree.min(blocks);
+        let bavail = bavail.min(bfree);
+        let bytes = |n: u64| n as f64 * frsize as f64;
+        let used = blocks - bfree;
+        let seen = used + bavail;
+        Some(Self {
+            used: bytes(used),
+            free: bytes(bavail),
+            reserved: bytes(bfree - bavail),
+            percent_used: if seen == 0 {
+                0.0
+            } else {
+                used as f64 * 100.0 / seen as f64
+            },
+        })
     }
 }
 
@@ -300,6 +334,48 @@ mod tests {
         assert_eq!(s.iowait, 5.0);
         assert_eq!(s.steal, 5.0);
         assert!(split(&a, &a).is_none());
+    }
+
+    #[test]
+    fn df_figures_count_reserved_blocks_apart() {
+        // 1000 blocks of 4 KiB: 700 free, of which 650 available (50 reserved for root).
+        let d = DfFigures::of(1000, 700, 650, 4096).unwrap();
+        assert_eq!(d.used, 300.0 * 4096.0);
+        assert_eq!(d.free, 650.0 * 4096.0);
+        assert_eq!(d.reserved, 50.0 * 4096.0);
+        assert!((d.percent_used - 300.0 * 100.0 / 950.0).abs() < 1e-9);
+        assert_eq!(DfFigures::of(0, 0, 0, 4096), None, "no blocks: not a disk");
+        let full = DfFigures::of(10, 0, 0, 1).unwrap();
+        assert_eq!((full.percent_used, full.free), (100.0, 0.0));
+    }
+
+    /// Use% of `df -P PATH` (df rounds up).
+    fn df_use_percent(path: &str) -> f64 {
+        let out = std::process::Command::new("df")
+            .args(["-P", path])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        let pct = line.split_whitespace().nth(4).unwrap();
+        pct.trim_end_matches('%').parse().unwrap()
+    }
+
+    #[test]
+    fn root_percent_used_agrees_with_df() {
+        let mut s = Sampler::new();
+        let readings = s.sample(0.0);
+        let ours = readings
+            .iter()
+            .find(|r| r.0 == "df-root.percent.used")
+            .map(|r| r.2)
+            .expect("df-root.percent.used");
+        let df = df_use_percent("/");
+        assert!((ours - df).abs() <= 1.0, "ours {ours:.2} %, df {df} %");
+        for kind in ["used", "free", "reserved"] {
+            let name = format!("df-root.df.{kind}");
+            assert!(readings.iter().any(|r| r.0 == name), "{name}");
+        }
     }
 
     #[test]

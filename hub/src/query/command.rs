@@ -1,10 +1,12 @@
-//! The four commands of the query language (docs/protocol.md §6).
+//! The commands of the query language (docs/protocol.md §6): Leela's four, and two for people.
 //!
 //! ```text
 //! SELECT * FROM leela.xmpp;
 //! SELECT <proc> FROM <regex>;
 //! DELETE FROM leela.xmpp;
-//! DELETE FROM leela.xmpp WHERE key=<K>;
+//! DELETE FROM leela.xmpp WHERE key=<K or a prefix of it>;
+//! FORMAT text;   FORMAT json;
+//! help
 //! ```
 //! Keywords (and `leela.xmpp`) are case-insensitive, whitespace between tokens is free, the
 //! trailing `;` is optional. The regex is everything after `FROM` up to an optional final `;`,
@@ -29,8 +31,30 @@ pub enum Statement {
     },
     /// `DELETE FROM leela.xmpp;`
     DeleteAll,
-    /// `DELETE FROM leela.xmpp WHERE key=<K>;` (the key lower-cased).
+    /// `DELETE FROM leela.xmpp WHERE key=<K>;` (the key, or a prefix of it, lower-cased).
     Delete { key: String },
+    /// `FORMAT text;` / `FORMAT json;`: how the caller's events (and replies) are written.
+    Format(Format),
+    /// `help` (or `?`): the usage text.
+    Help,
+}
+
+/// How a user's events and replies are written: JSON (the default, Leela's, for programs) or
+/// one short line each (for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Text => "text",
+        }
+    }
 }
 
 const TABLE: &str = "leela.xmpp";
@@ -44,7 +68,22 @@ pub fn parse(body: &str, limits: &Limits) -> Result<Statement, QueryError> {
     if c.eat_keyword("delete") {
         return parse_delete(&mut c);
     }
-    Err(c.expected("SELECT or DELETE").into())
+    if c.eat_keyword("format") {
+        let format = if c.eat_keyword("text") {
+            Format::Text
+        } else if c.eat_keyword("json") {
+            Format::Json
+        } else {
+            return Err(c.expected("text or json").into());
+        };
+        end(&mut c)?;
+        return Ok(Statement::Format(format));
+    }
+    if c.eat_keyword("help") || c.eat('?') {
+        end(&mut c)?;
+        return Ok(Statement::Help);
+    }
+    Err(c.expected("SELECT, DELETE, FORMAT or help").into())
 }
 
 /// After `SELECT`: `* FROM leela.xmpp;` or `<proc> FROM <regex>;`.
@@ -194,6 +233,15 @@ mod tests {
     }
 
     #[test]
+    fn the_commands_for_people() {
+        assert_eq!(cmd("help"), Statement::Help);
+        assert_eq!(cmd(" HELP; "), Statement::Help);
+        assert_eq!(cmd("?"), Statement::Help);
+        assert_eq!(cmd("FORMAT text;"), Statement::Format(Format::Text));
+        assert_eq!(cmd("format JSON"), Statement::Format(Format::Json));
+    }
+
+    #[test]
     fn regex_is_the_trimmed_rest_without_the_final_semicolon() {
         assert_eq!(cmd("SELECT id FROM a b ;"), register("id", "a b", 16));
         assert_eq!(cmd("SELECT id FROM a;;"), register("id", "a;", 16));
@@ -208,9 +256,11 @@ mod tests {
     #[test]
     fn errors_carry_column_and_expectation() {
         for (body, message) in [
-            ("", "expected SELECT or DELETE at column 1, found end of input"),
-            ("UPDATE x", "expected SELECT or DELETE at column 1, found \"UPDATE\""),
-            ("SELECTid FROM a", "expected SELECT or DELETE at column 1, found \"SELECTid\""),
+            ("", "expected SELECT, DELETE, FORMAT or help at column 1, found end of input"),
+            ("UPDATE x", "expected SELECT, DELETE, FORMAT or help at column 1, found \"UPDATE\""),
+            ("SELECTid FROM a", "expected SELECT, DELETE, FORMAT or help at column 1, found \"SELECTid\""),
+            ("FORMAT xml", "expected text or json at column 8, found \"xml\""),
+            ("help me", "expected end of command at column 6, found \"me\""),
             ("SELECT id   ^a$", "expected | or FROM at column 13, found \"^\""),
             ("SELECT mean foo", "expected | or FROM at column 13, found \"foo\""),
             ("SELECT id FROM", "expected a regex at column 15, found end of input"),

@@ -6,18 +6,19 @@
 //! one regex against the cached names; deleting one removes its states. The cache and the
 //! states are bounded by [`Limits::max_names`] and [`Limits::max_names_per_registration`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::command::{self, Statement};
+use super::command::{self, Format, Statement};
 use super::error::QueryError;
 use super::eval::{self, PipeState};
-use super::key;
+use super::key::{self, MIN_PREFIX};
 use super::matcher::{self, Matcher};
+use super::people;
 use super::proc::Proc;
 use super::registry::{RegId, Registration, RegistrationTable};
 use super::reply::{self, Reply};
@@ -109,6 +110,10 @@ pub struct Engine {
     absent_regs: usize,
     untracked: Untracked,
     scratch: Vec<RegId>,
+    /// Users who chose `FORMAT text` (everyone else gets JSON).
+    text_users: HashSet<Arc<str>>,
+    /// Bumped whenever what [`Engine::registrations`] returns changes (so it is saved).
+    saved_version: u64,
 }
 
 #[derive(Debug)]
@@ -140,6 +145,8 @@ impl Engine {
             absent_regs: 0,
             untracked: Untracked::default(),
             scratch: Vec::new(),
+            text_users: HashSet::new(),
+            saved_version: 0,
         }
     }
 
@@ -163,6 +170,57 @@ impl Engine {
     /// Number of distinct event names seen and cached.
     pub fn names_tracked(&self) -> usize {
         self.names.len()
+    }
+
+    /// Changes whenever the state to persist ([`Engine::registrations`]) changes.
+    pub fn saved_version(&self) -> u64 {
+        self.saved_version
+    }
+
+    /// How `user`'s events and replies are written.
+    pub fn format(&self, user: &str) -> Format {
+        match self.text_users.contains(user) {
+            true => Format::Text,
+            false => Format::Json,
+        }
+    }
+
+    fn set_format(&mut self, user: &str, format: Format) {
+        let changed = match format {
+            Format::Text => self.text_users.insert(user.into()),
+            Format::Json => self.text_users.remove(user),
+        };
+        if changed {
+            self.saved_version += 1;
+        }
+    }
+
+    /// The message body answering `reply` for `user`: the usage text for `help`, otherwise
+    /// the reply in the user's format (JSON unless they chose `FORMAT text`).
+    pub fn render(&self, user: &str, reply: &Reply) -> String {
+        if let Some(help) = people::help_of(reply) {
+            return help.to_string();
+        }
+        match self.format(user) {
+            Format::Json => reply.to_json(),
+            Format::Text => people::reply_text(reply, key::short_keys),
+        }
+    }
+
+    /// The message body of an output event, in its owner's format.
+    pub fn event_body(&self, o: &Output) -> String {
+        match self.format(&o.user) {
+            Format::Json => o.message_body(),
+            Format::Text => people::event_line(&o.name, o.timestamp, o.value),
+        }
+    }
+
+    /// The message body reporting `dropped` events of `key`, in `user`'s format.
+    pub fn dropped_body(&self, user: &str, key: &str, dropped: u64) -> String {
+        match self.format(user) {
+            Format::Json => reply::dropped_message(key, dropped),
+            Format::Text => people::dropped_line(key, dropped),
+        }
     }
 
     /// Answers one request body from `user` (a bare JID the hub has authorised).
@@ -208,9 +266,14 @@ impl Engine {
                     .collect(),
             )),
             Statement::Delete { key } => {
-                self.delete(user, &key)?;
+                let key = self.delete(user, &key)?;
                 Ok(json!({ "key": key }))
             }
+            Statement::Format(format) => {
+                self.set_format(user, format);
+                Ok(json!({ "format": format.as_str() }))
+            }
+            Statement::Help => Ok(json!({ "help": people::HELP })),
         }
     }
 
@@ -224,16 +287,55 @@ impl Engine {
             .collect()
     }
 
-    /// Deletes one registration of `user`; 404 if the user has no such key.
-    pub fn delete(&mut self, user: &str, key: &str) -> Result<(), QueryError> {
-        let id = self
+    /// Deletes one registration of `user`, named by its key or by a prefix of at least
+    /// [`MIN_PREFIX`] hex digits that only one of the user's keys starts with; returns the full
+    /// key. 404 if the user has no such key, 400 (listing them) if several keys start so.
+    pub fn delete(&mut self, user: &str, key: &str) -> Result<String, QueryError> {
+        let key = key.to_ascii_lowercase();
+        let id = match self.registry.find(user, &key) {
+            Some(id) => id,
+            None => self.find_prefix(user, &key)?,
+        };
+        let full = self
             .registry
-            .find(user, &key.to_ascii_lowercase())
-            .ok_or_else(|| QueryError::NoSuchKey {
-                key: key.to_owned(),
-            })?;
+            .get(id)
+            .map(|r| r.key.to_string())
+            .unwrap_or(key);
         self.remove_ids(&[id]);
-        Ok(())
+        Ok(full)
+    }
+
+    fn find_prefix(&self, user: &str, prefix: &str) -> Result<RegId, QueryError> {
+        let not_found = || QueryError::NoSuchKey {
+            key: prefix.to_owned(),
+        };
+        if prefix.len() < MIN_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let matching: Vec<_> = self
+            .registry
+            .of_user(user)
+            .iter()
+            .filter_map(|id| self.registry.get(*id))
+            .filter(|r| r.key.starts_with(prefix))
+            .collect();
+        match matching.as_slice() {
+            [] => Err(not_found()),
+            [one] => Ok(one.id),
+            many => Err(QueryError::AmbiguousKey {
+                prefix: prefix.to_owned(),
+                candidates: many
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {}",
+                            &r.key[..(prefix.len() + 4).min(r.key.len())],
+                            r.cmd()
+                        )
+                    })
+                    .collect(),
+            }),
+        }
     }
 
     /// Deletes every registration of `user`; returns their keys.
@@ -248,16 +350,28 @@ impl Engine {
         keys
     }
 
-    /// Every registration of every user, for persistence.
+    /// Every registration of every user, for persistence — and, as one more entry each, the
+    /// users who chose `FORMAT text` (`cmd` = `FORMAT text;`, `key` = `format`): the saved
+    /// state is a list of commands to replay, so a hub that does not know FORMAT drops those
+    /// entries and keeps the rest.
     pub fn registrations(&self) -> Vec<Saved> {
-        self.registry
+        let mut saved: Vec<Saved> = self
+            .registry
             .iter()
             .map(|r| Saved {
                 user: r.user.to_string(),
                 cmd: r.cmd(),
                 key: r.key.to_string(),
             })
-            .collect()
+            .collect();
+        let mut text: Vec<&Arc<str>> = self.text_users.iter().collect();
+        text.sort();
+        saved.extend(text.into_iter().map(|u| Saved {
+            user: u.to_string(),
+            cmd: "FORMAT text;".to_string(),
+            key: "format".to_string(),
+        }));
+        saved
     }
 
     /// Re-registers a saved registration at start-up. The per-user limit is not applied (the
@@ -270,6 +384,10 @@ impl Engine {
                 regex,
                 regex_column,
             } => self.register(&saved.user, proc, regex, regex_column, false),
+            Statement::Format(format) => {
+                self.set_format(&saved.user, format);
+                Ok(saved.key.clone())
+            }
             _ => Err(QueryError::Parse(super::error::ParseError::Expected {
                 column: 1,
                 expected: "SELECT <proc> FROM <regex>".into(),
@@ -296,6 +414,7 @@ impl Engine {
         }
         let re = matcher::compile(&regex, regex_column, &self.limits)?;
         let reg = self.registry.insert(user, key.clone(), proc, regex);
+        self.saved_version += 1;
         let id = reg.id as usize;
         if self.tracked.len() <= id {
             self.tracked.resize(id + 1, 0);
@@ -328,6 +447,7 @@ impl Engine {
         for &id in ids {
             if let Some(reg) = self.registry.remove(id) {
                 any = true;
+                self.saved_version += 1;
                 self.matcher.remove(id);
                 if reg.proc.has_absent() {
                     self.absent_regs -= 1;
@@ -718,5 +838,127 @@ mod tests {
             key: String::new(),
         };
         assert_eq!(fresh.restore(&bad).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn delete_by_a_unique_prefix_of_eight_or_more_digits() {
+        let mut e = Engine::default();
+        let k = key_of(&mut e, U, "SELECT id FROM ^a$;");
+        let r = json_of(&e.handle(U, &format!("DELETE FROM leela.xmpp WHERE key={};", &k[..8])));
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["results"]["key"], k.as_str(), "the full key comes back");
+        assert!(e.list(U).is_empty());
+        let k = key_of(&mut e, U, "SELECT id FROM ^a$;");
+        for short in [&k[..7], "zzzzzzzz"] {
+            let r = json_of(&e.handle(U, &format!("DELETE FROM leela.xmpp WHERE key={short}")));
+            assert_eq!(r["status"], 404, "{short}: {r}");
+        }
+        let other = json_of(&e.handle(V, &format!("DELETE FROM leela.xmpp WHERE key={}", &k[..8])));
+        assert_eq!(other["status"], 404, "another user's key stays invisible");
+        assert_eq!(e.list(U).len(), 1);
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_is_400_listing_the_candidates() {
+        let mut e = Engine::default();
+        // Keys sharing 8 digits are needed: put two such into the table directly.
+        let proc = super::super::proc::parse("id").unwrap();
+        let (a, b) = (
+            "3f1c2a9b01".to_string() + &"0".repeat(118),
+            "3f1c2a9b02".to_string() + &"0".repeat(118),
+        );
+        e.registry.insert(U, a.clone(), proc.clone(), "^a$".into());
+        e.registry.insert(U, b.clone(), proc, "^b$".into());
+        let r = json_of(&e.handle(U, "DELETE FROM leela.xmpp WHERE key=3f1c2a9b"));
+        assert_eq!(r["status"], 400, "{r}");
+        let reason = r["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("3f1c2a9b01")
+                && reason.contains("SELECT id FROM ^a$;")
+                && reason.contains("SELECT id FROM ^b$;"),
+            "{reason}"
+        );
+        assert_eq!(e.registry.of_user(U).len(), 2, "nothing deleted");
+        let r = json_of(&e.handle(U, "DELETE FROM leela.xmpp WHERE key=3f1c2a9b02"));
+        assert_eq!(r["results"]["key"], b.as_str(), "{r}");
+        let e2 = QueryError::AmbiguousKey {
+            prefix: "3f1c2a9b".into(),
+            candidates: vec![
+                "3f1c2a9b01ab SELECT id FROM a;".into(),
+                "3f1c2a9b02cd SELECT id FROM b;".into(),
+            ],
+        };
+        assert_eq!(e2.status(), 400);
+        assert_eq!(
+            e2.to_string(),
+            "key prefix 3f1c2a9b matches 2 queries, give more digits: 3f1c2a9b01ab SELECT id FROM a;; 3f1c2a9b02cd SELECT id FROM b;"
+        );
+    }
+
+    #[test]
+    fn format_text_changes_events_and_replies_of_that_user_only_and_is_saved() {
+        let mut e = Engine::default();
+        let k = key_of(&mut e, U, "SELECT id FROM ^a$;");
+        let version = e.saved_version();
+        let r = e.handle(U, "FORMAT text;");
+        assert_eq!(json_of(&r)["results"]["format"], "text");
+        assert!(e.saved_version() > version, "a change to save");
+        assert!(e
+            .render(U, &r)
+            .starts_with("Events now arrive as one line each"));
+        key_of(&mut e, V, "SELECT id FROM ^a$;");
+        let out = feed(&mut e, "a", 1_763_812_803.0, 97.5);
+        let bodies: Vec<(String, String)> = out
+            .iter()
+            .map(|o| (o.user.to_string(), e.event_body(o)))
+            .collect();
+        assert!(
+            bodies.contains(&(U.into(), "a 97.5 @ 12:00:03".into())),
+            "{bodies:?}"
+        );
+        let json = bodies.iter().find(|(u, _)| u == V).unwrap();
+        assert!(
+            json.1.starts_with(r#"{"status":200,"results":{"event""#),
+            "JSON stays the default"
+        );
+        assert!(e.dropped_body(U, &k, 3).starts_with("3 events of query"));
+        assert_eq!(e.dropped_body(V, &k, 3), reply::dropped_message(&k, 3));
+        let list = e.handle(U, "SELECT * FROM leela.xmpp");
+        assert_eq!(
+            e.render(U, &list),
+            format!("You have 1 queries:\n{}  SELECT id FROM ^a$;", &k[..8])
+        );
+        assert!(
+            e.render(V, &list).starts_with('{'),
+            "JSON for the other user"
+        );
+        // Saved with the registrations, restored, and back to JSON on request.
+        let saved = e.registrations();
+        assert!(saved.iter().any(|s| s.user == U && s.cmd == "FORMAT text;"));
+        let mut fresh = Engine::default();
+        for s in &saved {
+            fresh.restore(s).unwrap();
+        }
+        assert_eq!(fresh.format(U), Format::Text);
+        assert_eq!(fresh.format(V), Format::Json);
+        fresh.handle(U, "format json");
+        assert_eq!(fresh.format(U), Format::Json);
+        assert!(fresh.registrations().iter().all(|s| s.key != "format"));
+    }
+
+    #[test]
+    fn help_is_plain_text_for_everyone() {
+        let mut e = Engine::default();
+        let r = e.handle(U, "help");
+        assert_eq!(r.status, 200);
+        let text = e.render(U, &r);
+        assert!(
+            text.starts_with("jabmon hub: send one command per message"),
+            "{text}"
+        );
+        assert!(!text.starts_with('{'));
+        e.handle(U, "FORMAT text");
+        let again = e.handle(U, "HELP;");
+        assert_eq!(e.render(U, &again), text);
     }
 }

@@ -40,16 +40,25 @@ pub enum QueryError {
     /// 413: the user already has `limit` registrations.
     #[error("too many queries: the limit is {limit} per user")]
     TooManyQueries { limit: usize },
-    /// 404: the user has no registration with this key.
+    /// 404: the user has no registration with this key (or key prefix).
     #[error("no such key: {key}")]
     NoSuchKey { key: String },
+    /// 400: a key prefix that several of the user's keys start with.
+    #[error("key prefix {prefix} matches {} queries, give more digits: {}", candidates.len(), candidates.join("; "))]
+    AmbiguousKey {
+        prefix: String,
+        /// Each candidate's longer key prefix and query.
+        candidates: Vec<String>,
+    },
 }
 
 impl QueryError {
     /// The status code of the reply for this error.
     pub fn status(&self) -> u16 {
         match self {
-            QueryError::Parse(_) | QueryError::Regex { .. } => 400,
+            QueryError::Parse(_) | QueryError::Regex { .. } | QueryError::AmbiguousKey { .. } => {
+                400
+            }
             QueryError::TooLarge { .. } | QueryError::TooManyQueries { .. } => 413,
             QueryError::NoSuchKey { .. } => 404,
         }

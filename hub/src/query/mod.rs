@@ -7,8 +7,8 @@
 //! Layout: `command` parses the four commands, `proc` the proc grammar and its canonical
 //! printer, `eval` runs pipelines (with `quantile` for `median`/`percentile`), `matcher`
 //! compiles regexes and finds the registrations matching a new name, `registry` keeps the
-//! registrations, `key` computes keys, `reply` builds the JSON bodies, `engine` ties them
-//! together. The wire format is docs/protocol.md §6; the user manual is `docs/query-language.md`.
+//! registrations, `key` computes keys, `reply` builds the JSON bodies, `people` the usage text
+//! and the one-line text format, `engine` ties them together. The wire format is docs/protocol.md §6; the user manual is `docs/query-language.md`.
 
 mod command;
 mod engine;
@@ -17,12 +17,13 @@ mod eval;
 mod key;
 mod lex;
 mod matcher;
+mod people;
 mod proc;
 mod quantile;
 mod registry;
 mod reply;
 
-pub use command::{parse as parse_statement, Statement};
+pub use command::{parse as parse_statement, Format, Statement};
 pub use engine::{Engine, Limits, Output, Saved, Untracked};
 pub use error::{ParseError, QueryError};
 pub use key::{key, short_keys, MIN_PREFIX};
