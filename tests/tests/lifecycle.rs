@@ -1,4 +1,4 @@
-//! A collector's life as others see it, against a real Prosody: values from the first answer
+//! A collector's life as others see it, against each server: values from the first answer
 //! after start; a planned stop (`stopped`) kept apart from a crash (`dead`) at the hub.
 // Test code: an unwrap that fails is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -9,7 +9,7 @@ use jabmon_shared::adhoc::Command;
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{Kind, Server, TestClient};
+use jabmon_tests::{server_matrix, Kind, Server, TestClient};
 use xmpp_parsers::data_forms::DataForm;
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use xmpp_parsers::jid::Jid;
@@ -47,9 +47,12 @@ fn values(form: &DataForm) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-#[tokio::test]
-async fn first_answers_after_start_carry_every_value() {
-    let server = Server::start(Kind::Prosody);
+server_matrix!(
+    #[tokio::test]
+    first_answers_after_start_carry_every_value
+);
+async fn first_answers_after_start_carry_every_value(kind: Kind) {
+    let server = Server::start(kind);
     server.register("web1", "pw-web1");
     let alice = server.register("alice", "pw-alice");
     // Samples far apart: only the reading at start and the one before going online count.
@@ -148,9 +151,12 @@ async fn until_status(c: &mut TestClient, want: &[&str], limit: Duration) -> Str
 
 const UP: &[&str] = &["alive", "busy", "critical"];
 
-#[tokio::test]
-async fn a_planned_stop_is_stopped_a_kill_is_dead() {
-    let server = Server::start(Kind::Prosody);
+server_matrix!(
+    #[tokio::test]
+    a_planned_stop_is_stopped_a_kill_is_dead
+);
+async fn a_planned_stop_is_stopped_a_kill_is_dead(kind: Kind) {
+    let server = Server::start(kind);
     for (u, p) in [("hub", "pw-hub"), ("web1", "pw-web1"), ("u1", "pw-u1")] {
         server.register(u, p);
     }
