@@ -155,9 +155,13 @@ pub fn group_info(group: &str, table: &MetricTable) -> Option<DiscoInfoResult> {
     Some(DiscoInfoResult {
         node: Some(node.to_string()),
         identities: vec![Identity::new("client", "bot", "en", title.to_string())],
-        features: ["http://jabber.org/protocol/disco#info".to_string()]
-            .into_iter()
-            .collect(),
+        // disco#items: a service browser offers to open only nodes that advertise it (Gajim).
+        features: [
+            "http://jabber.org/protocol/disco#info".to_string(),
+            "http://jabber.org/protocol/disco#items".to_string(),
+        ]
+        .into_iter()
+        .collect(),
         extensions: vec![group_form(group, table)],
     })
 }
@@ -420,6 +424,11 @@ mod tests {
             let cpu = info(Some("cpu"), r).unwrap();
             assert_eq!(cpu.node.as_deref(), Some("cpu"));
             assert_eq!(cpu.extensions.len(), 1, "the live values form");
+            assert!(
+                cpu.features
+                    .contains("http://jabber.org/protocol/disco#items"),
+                "it opens"
+            );
         }
         // Commands: whoever may run them.
         let status = info(Some("status"), subscriber).unwrap();
@@ -516,6 +525,12 @@ mod tests {
             .info(Some("cpu/cpu.cpu.idle"), Rights::Subscriber, &t)
             .unwrap();
         assert_eq!(info.identities[0].name.as_deref(), Some("CPU idle: 97.5 %"));
+        assert!(
+            !info
+                .features
+                .contains("http://jabber.org/protocol/disco#items"),
+            "a leaf: nothing to open"
+        );
         let vars: Vec<_> = info.extensions[0]
             .fields
             .iter()

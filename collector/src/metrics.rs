@@ -160,7 +160,18 @@ pub fn order(name: &str) -> (String, u64, u8, String, usize, String) {
         }
         _ => (plugin.to_string(), 0),
     };
-    let kind_rank = u8::from(*kind != "percent");
+    // Percentages first; bytes, then packets, then errors.
+    let kind_rank = [
+        "percent",
+        "if_octets",
+        "disk_octets",
+        "if_packets",
+        "disk_ops",
+        "if_errors",
+    ]
+    .iter()
+    .position(|k| k == kind)
+    .map_or(u8::MAX, |p| p as u8);
     let inst_rank = INSTANCE_ORDER
         .iter()
         .position(|i| i == inst)
@@ -474,6 +485,9 @@ mod tests {
             "df-root.df.reserved",
             "df-root.df.used",
             "df-root.percent.used",
+            "interface-eth0.if_errors.rx",
+            "interface-eth0.if_octets.rx",
+            "interface-eth0.if_packets.rx",
         ];
         t.record(0.0, names.iter().map(|n| r(n, 1.0)).collect());
         let group = |g: &str| -> Vec<String> { t.group(g).map(|(n, _)| n.clone()).collect() };
@@ -500,6 +514,14 @@ mod tests {
                 "memory.percent.used",
                 "memory.memory.used",
                 "memory.memory.free"
+            ]
+        );
+        assert_eq!(
+            group("network"),
+            [
+                "interface-eth0.if_octets.rx",
+                "interface-eth0.if_packets.rx",
+                "interface-eth0.if_errors.rx"
             ]
         );
         assert_eq!(

@@ -269,9 +269,13 @@ fn collector_info(c: &Collector, now: f64) -> DiscoInfoResult {
             "en",
             format!("collector {}", c.host),
         )],
-        features: ["http://jabber.org/protocol/disco#info".to_string()]
-            .into_iter()
-            .collect(),
+        // disco#items: a service browser offers to open only nodes that advertise it (Gajim).
+        features: [
+            "http://jabber.org/protocol/disco#info".to_string(),
+            "http://jabber.org/protocol/disco#items".to_string(),
+        ]
+        .into_iter()
+        .collect(),
         extensions: vec![forms::form(DataFormType::Result_, ns::COLLECTORS, fields)],
     }
 }
@@ -336,6 +340,9 @@ mod tests {
         let me = Jid::new("hub@x/r").unwrap();
         let info = d.info(Some("web1@x"), &user).unwrap();
         assert_eq!(info.identities[0].name.as_deref(), Some("collector web1"));
+        assert!(info
+            .features
+            .contains("http://jabber.org/protocol/disco#items"));
         let value = |var: &str| {
             info.extensions[0]
                 .fields
@@ -404,6 +411,9 @@ mod tests {
         // A fact's node: named by the line, no children.
         let status = d.info(Some("web1@x/status"), &user).unwrap();
         assert_eq!(status.identities[0].name.as_deref(), Some("Status: alive"));
+        assert!(!status
+            .features
+            .contains("http://jabber.org/protocol/disco#items"));
         assert!(d
             .items(Some("web1@x/status"), &me, &user)
             .unwrap()

@@ -11,14 +11,13 @@ use super::reply::Reply;
 /// The answer to `help`.
 pub(super) const HELP: &str = "\
 jabmon hub: send one command per message (keywords in any case, the final ; optional).
-  SELECT <proc> FROM <regex>;   register a query; its events arrive here
-      e.g. SELECT id FROM ^web1\\.cpu\\.cpu\\.idle$;   SELECT window 5 (mean) | [> 90] FROM \\.cpu\\.cpu\\.user$;
-  SELECT * FROM leela.xmpp;     list your queries and their keys
-  DELETE FROM leela.xmpp WHERE key=<key>;   delete one; the first 8 or more hex digits of the key do
-  DELETE FROM leela.xmpp;       delete all yours
-  FORMAT text;                  events and replies as short lines (times in UTC)
-  FORMAT json;                  JSON, for programs (the default)
-  help                          this text
+• SELECT <proc> FROM <regex>; — register a query; its events arrive here. \
+Examples: SELECT id FROM ^web1\\.cpu\\.cpu\\.idle$; and SELECT window 5 (mean) | [> 90] FROM \\.cpu\\.cpu\\.user$;
+• SELECT * FROM leela.xmpp; — list your queries and their keys.
+• DELETE FROM leela.xmpp WHERE key=<key>; — delete one (its first 8 or more hex digits do).
+• DELETE FROM leela.xmpp; — delete all yours.
+• FORMAT text; — events and replies as short lines (times in UTC). FORMAT json; — JSON, for programs (the default).
+• help — this text.
 Procs: id, mean, median, sum, count, window N (…), sma N, ewma A, rate, changed, [> V], (* V), \
 throttle N/DUR, absent DUR, … joined with |.";
 
