@@ -1,7 +1,7 @@
 //! The hub's state machine (pure, sans-IO): each incoming stanza, IQ answer and tick goes in
 //! with the clock, and the [`Action`]s to perform come out. [`crate::bot`] only performs them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jabmon_shared::session::{stanza_error, IqOutcome, IqRequest};
@@ -49,6 +49,9 @@ pub enum Action {
     Fatal(String),
 }
 
+/// Seconds between two tries of a refused explicit subscription.
+const SUBSCRIBE_RETRY: f64 = 2.0;
+
 /// What an IQ's outcome is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Awaiting {
@@ -60,6 +63,8 @@ pub enum Awaiting {
     CapsInfo { ver: String, from: FullJid },
     /// A PEP publish.
     Published(Published),
+    /// An explicit subscription to a collector's PEP node.
+    Subscription { collector: BareJid, node: String },
 }
 
 /// What a PEP publish was.
@@ -102,6 +107,11 @@ pub struct HubState {
     started: Option<f64>,
     /// What the hub counts about its own work.
     pub counters: Counters,
+    /// Collectors whose PEP nodes the hub subscribed to on this stream (or is subscribing to).
+    subscribed: HashSet<BareJid>,
+    /// Refused subscriptions (the node may not exist yet), by collector and node → when to try
+    /// again.
+    refused: HashMap<(BareJid, String), f64>,
 }
 
 impl HubState {
@@ -139,6 +149,8 @@ impl HubState {
             last_tick: 0.0,
             started: None,
             counters: Counters::default(),
+            subscribed: HashSet::new(),
+            refused: HashMap::new(),
             cfg,
         }
     }
@@ -174,6 +186,8 @@ impl HubState {
         if resumed {
             return vec![];
         }
+        self.subscribed.clear();
+        self.refused.clear();
         let mut out = vec![Action::RequestRoster, Action::Presence(self.available())];
         if self.restore.start() {
             out.push(Action::Request {
@@ -206,6 +220,36 @@ impl HubState {
                 self.on_caps_info(&ver, &from, info.as_ref(), now)
             }
             Awaiting::Published(_) => vec![],
+            Awaiting::Subscription { collector, node } => {
+                self.on_subscription(collector, &node, outcome, now);
+                vec![]
+            }
+        }
+    }
+
+    /// A refused subscription is tried again [`SUBSCRIBE_RETRY`] later (a collector's node
+    /// exists only from its first publish); said once per collector.
+    fn on_subscription(&mut self, collector: BareJid, node: &str, outcome: IqOutcome, now: f64) {
+        match outcome {
+            Ok(_) => {
+                if self
+                    .refused
+                    .remove(&(collector.clone(), node.to_string()))
+                    .is_some()
+                {
+                    tracing::info!(%collector, %node, "Explicit PEP subscription accepted.");
+                }
+            }
+            Err(e) => {
+                self.subscribed.remove(&collector);
+                let first = self
+                    .refused
+                    .insert((collector.clone(), node.to_string()), now + SUBSCRIBE_RETRY)
+                    .is_none();
+                if first {
+                    tracing::warn!(%collector, %node, reason = %e, "Explicit PEP subscription refused; trying again, +notify meanwhile.");
+                }
+            }
         }
     }
 
@@ -360,10 +404,33 @@ impl HubState {
 
     fn collector_seen(&mut self, full: &FullJid, seen: Seen, now: f64) -> Vec<Action> {
         self.roster.collector_seen(full);
-        match self.registry.presence(&full.to_bare(), seen, now) {
-            Some(change) => self.status_changed(change, now),
-            None => vec![],
+        let mut out = self.subscribe_to(full.to_bare());
+        if let Some(change) = self.registry.presence(&full.to_bare(), seen, now) {
+            out.extend(self.status_changed(change, now));
         }
+        out
+    }
+
+    /// Explicit XEP-0060 subscriptions to a collector's stats and events nodes, once per
+    /// stream: `+notify` alone does not cross the nodes of an ejabberd cluster
+    /// (docs/operations.md); duplicates of items that come both ways are dropped at ingest.
+    fn subscribe_to(&mut self, collector: BareJid) -> Vec<Action> {
+        if !self.subscribed.insert(collector.clone()) {
+            return vec![];
+        }
+        let hub = self.cfg.xmpp.jid.clone();
+        [jabmon_shared::ns::STATS, jabmon_shared::ns::EVENTS]
+            .into_iter()
+            .map(|node| Action::Request {
+                to: Some(Jid::from(collector.clone())),
+                set: true,
+                payload: pep::subscribe(node, &hub),
+                then: Awaiting::Subscription {
+                    collector: collector.clone(),
+                    node: node.to_string(),
+                },
+            })
+            .collect()
     }
 
     /// Publishes a status change and injects it into the event stream.
@@ -641,6 +708,15 @@ impl HubState {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
                 out.extend(self.status_changed(change, now));
             }
+            let due: HashSet<BareJid> = self
+                .refused
+                .iter()
+                .filter(|((c, _), at)| **at <= now && self.roster.collector_online(c))
+                .map(|((c, _), _)| c.clone())
+                .collect();
+            for collector in due {
+                out.extend(self.subscribe_to(collector));
+            }
         }
         out.extend(self.deliver(outputs, now));
         out
@@ -817,6 +893,50 @@ mod tests {
         let answer = Ok(Some(forms::to_element(collector_info())));
         let up = s.on_answer(then.clone(), answer, T);
         assert_eq!(published(&up), ["alive"]);
+    }
+
+    /// The nodes of the explicit subscriptions in `actions`.
+    fn subscriptions(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Request {
+                    then: Awaiting::Subscription { node, .. },
+                    ..
+                } => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_collector_is_subscribed_to_once_per_stream_and_again_after_a_refusal() {
+        let mut s = hub();
+        let ask = s.on_presence(available("web1@x/a"), T);
+        let [Action::Request { then, .. }] = &ask[..] else {
+            panic!("expected one caps lookup, got {ask:?}");
+        };
+        let answer = Ok(Some(forms::to_element(collector_info())));
+        let up = s.on_answer(then.clone(), answer, T);
+        assert_eq!(subscriptions(&up), [ns::STATS, ns::EVENTS]);
+        assert!(subscriptions(&s.on_presence(available("web1@x/a"), T + 1.0)).is_empty());
+        let refused = Awaiting::Subscription {
+            collector: BareJid::new("web1@x").unwrap(),
+            node: ns::STATS.to_string(),
+        };
+        let lost = Err(jabmon_shared::session::IqFailure::Lost);
+        assert!(s.on_answer(refused, lost, T + 2.0).is_empty());
+        let other_node = Awaiting::Subscription {
+            collector: BareJid::new("web1@x").unwrap(),
+            node: ns::EVENTS.to_string(),
+        };
+        assert!(s.on_answer(other_node, Ok(None), T + 2.0).is_empty());
+        assert!(subscriptions(&s.on_tick(T + 2.0 + SUBSCRIBE_RETRY / 2.0)).is_empty());
+        let again = s.on_tick(T + 2.0 + SUBSCRIBE_RETRY);
+        assert_eq!(subscriptions(&again), [ns::STATS, ns::EVENTS]);
+        s.on_online(false);
+        let fresh = s.on_presence(available("web1@x/a"), T + 4.0);
+        assert_eq!(subscriptions(&fresh), [ns::STATS, ns::EVENTS]);
     }
 
     #[test]

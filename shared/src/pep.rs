@@ -3,6 +3,7 @@
 
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::pubsub::pubsub::{Item, Items, Publish, PublishOptions};
 use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
@@ -39,6 +40,20 @@ pub fn publish(node: &str, item_id: &str, payload: Element, options: &[(&str, &s
             }],
         },
         publish_options,
+    }
+    .into()
+}
+
+/// `<pubsub><subscribe node jid/></pubsub>`: an explicit XEP-0060 subscription of `jid` to
+/// `node` (sent to the node owner's bare JID). Unlike `+notify` interest, it is stored with the
+/// node, so it holds across the nodes of an ejabberd cluster (docs/operations.md).
+pub fn subscribe(node: &str, jid: &BareJid) -> Element {
+    PubSub::Subscribe {
+        subscribe: Some(xmpp_parsers::pubsub::pubsub::Subscribe {
+            jid: Jid::from(jid.clone()),
+            node: Some(NodeName(node.to_string())),
+        }),
+        options: None,
     }
     .into()
 }
@@ -138,6 +153,13 @@ pub fn describe(err: &StanzaError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribe_request() {
+        let jid = BareJid::new("hub@x").unwrap();
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe jid='hub@x' node='urn:jabmon:stats:0'/></pubsub>".parse().unwrap();
+        assert_eq!(subscribe("urn:jabmon:stats:0", &jid), expected);
+    }
 
     #[test]
     fn publish_with_options() {

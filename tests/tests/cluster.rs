@@ -80,7 +80,6 @@ async fn events_from(c: &mut TestClient, key: &str, hosts: &[&str], limit: Durat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ejabberd 23.01 keeps caps hashes per node (caps_features is local_content): node B never learns the hub's hash, so +notify PEP items of collectors on B never reach the hub on A (docs/operations.md, An ejabberd cluster)"]
 async fn a_fleet_across_two_ejabberd_nodes() {
     let mut cluster = Cluster::start();
     // Accounts created on A exist on B: one database.
