@@ -9,7 +9,7 @@
 use jabmon_tests::loadgen::{run, Options};
 use jabmon_tests::Kind;
 
-const USAGE: &str = "jabmon-loadgen [--server prosody|ejabberd] [--collectors N] [--metrics M] [--interval SECONDS] [--users U] [--queries Q] [--presence-rate PER_S] [--seconds S] [--warmup S] [--logins N] [--persist-items true|false] [--prosody-extra LUA] [--acl list|domain]";
+const USAGE: &str = "jabmon-loadgen [--server prosody|ejabberd] [--collectors N] [--metrics M] [--interval SECONDS] [--users U] [--queries Q] [--presence-rate PER_S] [--seconds S] [--warmup S] [--logins N] [--persist-items true|false] [--prosody-extra LUA] [--acl list|domain] [--alive-limit S]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +45,7 @@ fn main() {
             "--persist-items" => o.persist_items = Some(v == "true"),
             "--prosody-extra" => o.prosody_extra = v,
             "--acl" => o.acl_list = v != "domain",
+            "--alive-limit" => o.alive_limit = num(&v),
             _ => {
                 eprintln!("{USAGE}");
                 std::process::exit(2)

@@ -72,7 +72,7 @@ impl Default for Options {
             persist_items: None,
             prosody_extra: String::new(),
             acl_list: true,
-            alive_limit: 600.0,
+            alive_limit: 180.0,
         }
     }
 }
@@ -143,7 +143,7 @@ fn hub_config(
         server,
         &format!(
             "[access]\ncollectors = [{collectors}]\nusers = [{}]\n[hub]\nstorage = \"file\"\nstate_path = \"{}\"\n\
-             max_events_per_second_per_user = 10000\nmax_queued_events_per_user = 100000\n[log]\nlevel = \"warn\"\n",
+             max_events_per_second_per_user = 10000\nmax_queued_events_per_user = 100000\n[log]\nlevel = \"info\"\n",
             list(users),
             state.display()
         ),
