@@ -247,7 +247,7 @@ impl HubState {
                     .insert((collector.clone(), node.to_string()), now + SUBSCRIBE_RETRY)
                     .is_none();
                 if first {
-                    tracing::warn!(%collector, %node, reason = %e, "Explicit PEP subscription refused; trying again, +notify meanwhile.");
+                    tracing::info!(%collector, %node, reason = %e, "Explicit PEP subscription refused (the node may not exist before its first publish); trying again, +notify meanwhile.");
                 }
             }
         }
