@@ -76,7 +76,20 @@ pub struct Config {
     pub alert_rules: Vec<crate::alerts::Rule>,
 }
 
+/// The query engine's limits for `[hub]` (the engine's and the alert rules' parser share them).
+fn query_limits(hub: &HubSection) -> crate::query::Limits {
+    crate::query::Limits {
+        max_queries_per_user: hub.max_queries_per_user,
+        ..crate::query::Limits::default()
+    }
+}
+
 impl Config {
+    /// The query engine's limits.
+    pub fn query_limits(&self) -> crate::query::Limits {
+        query_limits(&self.hub)
+    }
+
     /// Loads and validates; `Err` lists every problem.
     pub fn load(path: Option<&Path>) -> Result<Self, Problems> {
         Self::from_raw(RawConfig::load(path)?)
@@ -91,10 +104,7 @@ impl Config {
         let alerting: crate::alerts::AlertingSection = raw.section("alerting", &mut p);
         let alert_configs: Vec<crate::alerts::RuleConfig> = raw.section("alerts", &mut p);
         raw.finish(&mut p);
-        let limits = crate::query::Limits {
-            max_queries_per_user: hub.max_queries_per_user,
-            ..crate::query::Limits::default()
-        };
+        let limits = query_limits(&hub);
         let (alerting, alert_rules) = match alerting.validate() {
             Ok(settings) => {
                 let rules = crate::alerts::validate_rules(&alert_configs, &settings, &limits)

@@ -23,7 +23,7 @@ use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::disco::{Disco, View};
 use crate::ingest::{self, Feed, Ingest};
-use crate::query::{Engine, Limits, Output, Reply};
+use crate::query::{Engine, Output, Reply};
 use crate::restore::{self, Restore, MAX_BUFFERED};
 use crate::roster::{self, CollectorCheck, Roster};
 use crate::storage;
@@ -117,7 +117,7 @@ pub struct HubState {
 impl HubState {
     /// `engine` holds the registrations already loaded (`restored`: from the state file).
     pub fn new(cfg: Config, engine: Engine, restored: bool) -> Self {
-        let limits = Self::engine_limits(&cfg);
+        let limits = cfg.query_limits();
         let rules = cfg.alert_rules.clone();
         let started = jabmon_shared::unix_now();
         let alerts = Alerts::new(cfg.alerting.clone(), limits.clone(), rules, started)
@@ -157,14 +157,7 @@ impl HubState {
 
     /// The engine for the configured limits.
     pub fn engine_for(cfg: &Config) -> Engine {
-        Engine::new(Self::engine_limits(cfg))
-    }
-
-    fn engine_limits(cfg: &Config) -> Limits {
-        Limits {
-            max_queries_per_user: cfg.hub.max_queries_per_user,
-            ..Limits::default()
-        }
+        Engine::new(cfg.query_limits())
     }
 
     fn is_user(&self, jid: &BareJid) -> bool {
@@ -520,7 +513,7 @@ impl HubState {
         now: f64,
         out: &mut Vec<Action>,
     ) -> Option<Option<Reply>> {
-        let parsed = alerts::chat::parse(body, &Self::engine_limits(&self.cfg))?;
+        let parsed = alerts::chat::parse(body, &self.cfg.query_limits())?;
         let bare = from.to_bare();
         if self.shutting_down || !self.online {
             return Some(Some(Reply::unavailable(body)));
@@ -950,7 +943,8 @@ mod tests {
         }))
         .unwrap();
         cfg.alert_rules =
-            crate::alerts::validate_rules(&[rule], &cfg.alerting, &Limits::default()).unwrap();
+            crate::alerts::validate_rules(&[rule], &cfg.alerting, &crate::query::Limits::default())
+                .unwrap();
         let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), true);
         s.on_online(false);
         collector_up(&mut s);
