@@ -110,6 +110,7 @@ impl Collector {
                     self.monitor.presence_lost();
                     self.announce(true).await;
                     if let Some(hub) = self.cfg.hub.clone() {
+                        self.monitor.asks.record(&hub, now());
                         self.session.send(Presence::subscribe().with_to(hub)).await;
                     }
                     if !self.monitor.started() {
@@ -165,7 +166,8 @@ impl Collector {
         let acls = [&self.cfg.subscribers, &self.cfg.admins];
         let current = (self.monitor.is_online() && p.type_ == PresenceType::Subscribed)
             .then(|| self.monitor.presence(self.profile.caps.clone()));
-        for reply in presence::subscription_replies(&p.type_, &from, &acls, current) {
+        let asks = &mut self.monitor.asks;
+        for reply in presence::subscription_replies(&p.type_, &from, &acls, current, asks, now()) {
             self.session.send(reply).await;
         }
     }

@@ -5,6 +5,7 @@
 
 use jabmon_shared::adhoc::Command;
 use jabmon_shared::payload::EventKind;
+use jabmon_shared::presence::RecentAsks;
 use jabmon_shared::session::{stanza_error, IqFailure, IqOutcome};
 use minidom::Element;
 use xmpp_parsers::caps::Caps;
@@ -57,6 +58,8 @@ pub struct Monitor {
     started_sent: bool,
     command_sessions: CommandSessions,
     online: bool,
+    /// Whom we asked for a subscription lately (see [`RecentAsks`]).
+    pub asks: RecentAsks,
 }
 
 impl Monitor {
@@ -67,6 +70,7 @@ impl Monitor {
             boot,
             cores,
             publish_interval,
+            asks: RecentAsks::default(),
             thresholds: t,
             table: MetricTable::default(),
             level: Level::Starting,

@@ -4,7 +4,7 @@
 
 use jabmon_shared::acl::Acl;
 use jabmon_shared::metric;
-use jabmon_shared::presence::answer_subscription;
+use jabmon_shared::presence::{answer_subscription, RecentAsks};
 use xmpp_parsers::caps::Caps;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
@@ -77,16 +77,19 @@ pub fn stanza(level: Level, summary: &str, caps: Caps) -> Presence {
 /// `access.subscribers` and `access.admins` — allows it) or approves our request. Approval is
 /// mutual: `subscribed` and a `subscribe` back. After `from` approves us we send it our presence (`current`, when
 /// online) — ejabberd records the +notify interest behind PEP only from presence sent after the
-/// approval.
+/// approval. `asks` and `now`: a `subscribe` from a JID we asked lately (the hub, whose
+/// request crosses ours at start-up) is approved without asking back.
 pub fn subscription_replies(
     type_: &PresenceType,
     from: &BareJid,
     acls: &[&Acl],
     current: Option<Presence>,
+    asks: &mut RecentAsks,
+    now: f64,
 ) -> Vec<Presence> {
     match type_ {
         PresenceType::Subscribe => {
-            let answer = answer_subscription(from, acls);
+            let answer = answer_subscription(from, acls, asks, now);
             match answer.approved {
                 true => tracing::info!(%from, "Subscription approved."),
                 false => tracing::warn!(%from, "Subscription refused: not in access.subscribers."),
@@ -199,7 +202,9 @@ mod tests {
                 &PresenceType::Subscribe,
                 &from,
                 yes,
-                None
+                None,
+                &mut RecentAsks::default(),
+                0.0
             )),
             [
                 (PresenceType::Subscribed, hub.clone()),
@@ -211,7 +216,9 @@ mod tests {
                 &PresenceType::Subscribe,
                 &from,
                 no,
-                None
+                None,
+                &mut RecentAsks::default(),
+                0.0
             )),
             [(PresenceType::Unsubscribed, hub.clone())]
         );
@@ -221,12 +228,30 @@ mod tests {
                 &PresenceType::Subscribed,
                 &from,
                 no,
-                Some(ours)
+                Some(ours),
+                &mut RecentAsks::default(),
+                0.0
             )),
             [(PresenceType::None, hub)]
         );
-        assert!(subscription_replies(&PresenceType::Subscribed, &from, yes, None).is_empty());
-        assert!(subscription_replies(&PresenceType::Unsubscribe, &from, yes, None).is_empty());
+        assert!(subscription_replies(
+            &PresenceType::Subscribed,
+            &from,
+            yes,
+            None,
+            &mut RecentAsks::default(),
+            0.0
+        )
+        .is_empty());
+        assert!(subscription_replies(
+            &PresenceType::Unsubscribe,
+            &from,
+            yes,
+            None,
+            &mut RecentAsks::default(),
+            0.0
+        )
+        .is_empty());
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct HubState {
     restore: Restore<Message>,
     disco: Disco,
     throttle: Throttle,
+    /// Whom the hub asked for a subscription lately.
+    asks: presence::RecentAsks,
     alerts: Alerts,
     /// Alert messages decided while feeding, sent with the next delivery.
     alert_actions: Vec<alerts::Action>,
@@ -144,6 +146,7 @@ impl HubState {
             restore: Restore::new(restored, MAX_BUFFERED),
             disco: Disco::default(),
             throttle: Throttle::default(),
+            asks: presence::RecentAsks::default(),
             online: false,
             shutting_down: false,
             last_tick: 0.0,
@@ -330,7 +333,7 @@ impl HubState {
         match p.type_ {
             PresenceType::Subscribe => {
                 let acls = [&self.cfg.collectors, &self.cfg.users, &self.cfg.admins];
-                let answer = presence::answer_subscription(&bare, &acls);
+                let answer = presence::answer_subscription(&bare, &acls, &mut self.asks, now);
                 match answer.approved {
                     true => tracing::info!(%bare, "Subscription approved."),
                     false => {

@@ -9,24 +9,26 @@ use tokio::task::JoinHandle;
 
 use crate::Server;
 
-/// Writes a collector config for `jid` on `server` (plaintext to loopback) plus `extra` TOML
+/// Writes a collector config for `jid` on `server` (plaintext to loopback unless the server requires TLS) plus `extra` TOML
 /// (appended verbatim; sections must not repeat the generated ones).
 pub fn collector_toml(server: &Server, user: &str, password: &str, sections: &str) -> PathBuf {
     let path = server.scratch().join(format!("{user}.toml"));
     let text = format!(
-        "[xmpp]\njid = \"{user}@localhost\"\npassword = \"{password}\"\nresource = \"jabmon\"\nserver = \"{}\"\ntls = \"none\"\n\n{sections}\n",
-        server.addr()
+        "[xmpp]\njid = \"{user}@localhost\"\npassword = \"{password}\"\nresource = \"jabmon\"\nserver = \"{}\"\n{}\n\n{sections}\n",
+        server.addr(),
+        server.tls_toml()
     );
     std::fs::write(&path, text).expect("write config");
     path
 }
 
-/// Writes a hub config (`hub@localhost`, plaintext to loopback) plus `sections`.
+/// Writes a hub config (`hub@localhost`; plaintext to loopback unless the server requires TLS) plus `sections`.
 pub fn hub_toml(server: &Server, sections: &str) -> PathBuf {
     let path = server.scratch().join("hub.toml");
     let text = format!(
-        "[xmpp]\njid = \"hub@localhost\"\npassword = \"pw-hub\"\nresource = \"hub\"\nserver = \"{}\"\ntls = \"none\"\n\n{sections}\n",
-        server.addr()
+        "[xmpp]\njid = \"hub@localhost\"\npassword = \"pw-hub\"\nresource = \"hub\"\nserver = \"{}\"\n{}\n\n{sections}\n",
+        server.addr(),
+        server.tls_toml()
     );
     std::fs::write(&path, text).expect("write config");
     path

@@ -25,8 +25,12 @@ pub fn xmpp_config(server: &Server, jid: &str, password: &str, resource: &str) -
             host: "127.0.0.1".into(),
             port: server.port(),
         },
-        tls: TlsMode::None,
-        ca_file: None,
+        tls: if server.tls_required() {
+            TlsMode::Required
+        } else {
+            TlsMode::None
+        },
+        ca_file: server.tls_required().then(|| server.ca_file()),
         hide_os: false,
     }
 }
@@ -167,8 +171,17 @@ impl TestClient {
     }
 
     /// Waits for the outcome of an IQ sent with `session.request`, pumping meanwhile.
-    pub async fn wait(&mut self, mut rx: tokio::sync::oneshot::Receiver<IqOutcome>) -> IqOutcome {
-        let deadline = tokio::time::Instant::now() + WAIT;
+    pub async fn wait(&mut self, rx: tokio::sync::oneshot::Receiver<IqOutcome>) -> IqOutcome {
+        self.wait_within(rx, WAIT).await
+    }
+
+    /// As [`TestClient::wait`], for at most `limit`.
+    pub async fn wait_within(
+        &mut self,
+        mut rx: tokio::sync::oneshot::Receiver<IqOutcome>,
+        limit: Duration,
+    ) -> IqOutcome {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             // The answer is delivered while `next()` runs, so race the two.
             let event = tokio::select! {
@@ -179,7 +192,7 @@ impl TestClient {
                 Ok(Some(Incoming::Iq(req))) => self.answer(&req).await,
                 Ok(Some(e)) => self.inbox.push_back(e),
                 Ok(None) => panic!("session closed while waiting for an IQ answer"),
-                Err(_) => panic!("no IQ answer within {WAIT:?}"),
+                Err(_) => panic!("no IQ answer within {limit:?}"),
             }
         }
     }

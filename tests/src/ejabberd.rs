@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::server::{chown, free_port, is_root, write_test_ca, Server, DOMAIN};
+use crate::stock::{self, Snippet};
 
 const EJABBERDCTL: &str = "/usr/sbin/ejabberdctl";
 
@@ -37,16 +38,36 @@ pub struct Ejabberd {
     pub http_port: u16,
     /// The Erlang node name, `jabmon…@localhost`.
     pub node: String,
+    /// Whether clients must use TLS (the stock configuration requires it).
+    pub tls_required: bool,
 }
 
 impl Ejabberd {
     /// Starts a server; panics with a clear message when ejabberd is missing or we are not
     /// root.
     pub fn start() -> Self {
-        Self::start_node(Distribution::Alone)
+        Self::start_node(Distribution::Alone, None)
     }
 
-    fn start_node(distribution: Distribution<'_>) -> Self {
+    /// Starts a server from Debian's own `ejabberd.yml` (see [`crate::stock`]): its shapers,
+    /// access rules and modules kept, STARTTLS required; `snippet` is added with
+    /// `include_config_file`, with the one edit of `ejabberd.yml` it asks for
+    /// ([`stock::raise_pres_counter`]).
+    pub fn start_stock(snippet: &Snippet) -> Self {
+        let stock = stock::read_stock(stock::EJABBERD_STOCK, "ejabberd");
+        let snippet = match snippet {
+            Snippet::None => None,
+            Snippet::Jabmon(bots) => {
+                let path = stock::ejabberd_snippet_path();
+                let text = stock::read_stock(&path.display().to_string(), "ejabberd");
+                Some(stock::fill_snippet(&text, bots, DOMAIN))
+            }
+        };
+        Self::start_node(Distribution::Alone, Some((stock, snippet)))
+    }
+
+    /// `stock`: the stock file and the snippet to include; `None` for the lab configuration.
+    fn start_node(distribution: Distribution<'_>, stock: Option<(String, Option<String>)>) -> Self {
         jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
         assert!(
             Path::new(EJABBERDCTL).exists(),
@@ -72,11 +93,22 @@ impl Ejabberd {
             fs::create_dir_all(d.join(sub)).expect("spool and log dirs");
         }
         let (port, tls_port, http_port) = (free_port(), free_port(), free_port());
-        fs::write(
-            d.join("ejabberd.yml"),
-            config_text(d, port, tls_port, http_port),
-        )
-        .expect("ejabberd.yml");
+        let tls_required = stock.is_some();
+        let config = match stock {
+            None => config_text(d, port, tls_port, http_port),
+            Some((stock, snippet)) => {
+                let mut yml = stock_config(&stock, d, port, tls_port, http_port);
+                if let Some(snippet) = snippet {
+                    yml = stock::raise_pres_counter(&yml);
+                    let path = d.join("jabmon.yml");
+                    fs::write(&path, snippet).expect("snippet");
+                    let include = format!("include_config_file:\n  - \"{}\"\n", path.display());
+                    yml = stock::replace_yaml_option(&yml, "include_config_file", &include);
+                }
+                yml
+            }
+        };
+        fs::write(d.join("ejabberd.yml"), config).expect("ejabberd.yml");
         let (cookie, network) = match distribution {
             Distribution::Alone => (cookie(), format!("ERL_DIST_PORT={}\n", free_port())),
             Distribution::Cluster { epmd_port, cookie } => (
@@ -103,6 +135,7 @@ impl Ejabberd {
             tls_port,
             http_port,
             node,
+            tls_required,
         };
         e.spawn();
         e
@@ -208,8 +241,13 @@ impl Ejabberd {
         fs::read_to_string(self.dir().join("logs/ejabberd.log")).unwrap_or_default()
     }
 
-    /// Creates an account `user@localhost` (one HTTP API request).
+    /// Creates an account `user@localhost` (one HTTP API request; on the stock configuration,
+    /// whose `api_permissions` refuse an unauthenticated request, `ejabberdctl register`).
     pub fn register(&self, user: &str, password: &str) -> String {
+        if self.tls_required {
+            self.ctl(&["register", user, DOMAIN, password]);
+            return format!("{user}@{DOMAIN}");
+        }
         let args = serde_json::json!({ "user": user, "host": DOMAIN, "password": password });
         if let Err(e) = self.api("register", &args) {
             panic!("ejabberd refused to register {user}: {e}");
@@ -230,6 +268,21 @@ impl Ejabberd {
     pub fn subscribe_both(&self, hub: &str, contacts: &[String]) {
         self.in_parallel(contacts, |c| {
             for (owner, other) in [(hub, c.as_str()), (c.as_str(), hub)] {
+                if self.tls_required {
+                    // The stock `api_permissions` refuse unauthenticated HTTP requests.
+                    let (nick, group) = (other, "jabmon");
+                    self.ctl(&[
+                        "add_rosteritem",
+                        owner,
+                        DOMAIN,
+                        other,
+                        DOMAIN,
+                        nick,
+                        group,
+                        "both",
+                    ]);
+                    continue;
+                }
                 let args = serde_json::json!({
                     "localuser": owner, "localhost": DOMAIN, "user": other, "host": DOMAIN,
                     "nick": other, "group": "jabmon", "subs": "both"
@@ -355,8 +408,8 @@ impl Cluster {
             epmd_port: epmd.port,
             cookie: &cookie,
         };
-        let a = Ejabberd::start_node(distribution());
-        let mut b = Ejabberd::start_node(distribution());
+        let a = Ejabberd::start_node(distribution(), None);
+        let mut b = Ejabberd::start_node(distribution(), None);
         b.ctl(&["join_cluster", &a.node]);
         b.wait_ready();
         Self {
@@ -459,4 +512,25 @@ modules:
   mod_version: {{}}
 "#
     )
+}
+
+/// Debian's `ejabberd.yml` with its listeners moved to private loopback ports (the stock
+/// c2s options kept: `starttls_required`, the `c2s_shaper`, `access: c2s`; plus a plain
+/// HTTP API listener for creating accounts, which the stock `api_permissions` allow from
+/// loopback) and the test CA's certificate.
+fn stock_config(stock: &str, dir: &Path, port: u16, tls_port: u16, http_port: u16) -> String {
+    let d = dir.display();
+    let certfiles = format!("certfiles:\n  - \"{d}/localhost.crt\"\n  - \"{d}/localhost.key\"\n");
+    let c2s = |port: u16, tls: &str| {
+        format!(
+            "  -\n    port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    shaper: c2s_shaper\n    access: c2s\n    {tls}\n    protocol_options: 'TLS_OPTIONS'\n"
+        )
+    };
+    let listen = format!(
+        "listen:\n{}{}  -\n    port: {http_port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    request_handlers:\n      /api: mod_http_api\n",
+        c2s(port, "starttls_required: true"),
+        c2s(tls_port, "tls: true"),
+    );
+    let yml = stock::replace_yaml_option(stock, "certfiles", &certfiles);
+    stock::replace_yaml_option(&yml, "listen", &listen)
 }

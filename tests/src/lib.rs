@@ -24,6 +24,7 @@ pub mod loadgen;
 pub mod pep;
 pub mod prosody;
 pub mod server;
+pub mod stock;
 
 pub use client::TestClient;
 pub use server::{Kind, Server};

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::server::{free_port, is_root, write_test_ca, DOMAIN};
+use crate::stock::{self, Snippet};
 
 /// A running Prosody; stopped (by PID) on drop.
 pub struct Prosody {
@@ -16,6 +17,8 @@ pub struct Prosody {
     /// XEP-0368 direct TLS port.
     pub tls_port: u16,
     config: PathBuf,
+    /// Whether clients must use TLS (the stock configuration requires it).
+    pub tls_required: bool,
 }
 
 fn chown_prosody(path: &Path) {
@@ -31,6 +34,36 @@ impl Prosody {
     /// Starts a server with `extra` Lua lines in its global section (e.g.
     /// `pep_service_cache_size = 20000`).
     pub fn start_with(extra: &str) -> Self {
+        Self::start_from(false, |d, port, tls_port| {
+            config_text(d, port, tls_port, extra)
+        })
+    }
+
+    /// Starts a server from Debian's own configuration file (see [`crate::stock`]): its
+    /// limits and modules kept, STARTTLS required; `snippet` goes into the test's `conf.d/`,
+    /// which the stock file includes.
+    pub fn start_stock(snippet: &Snippet) -> Self {
+        let stock = stock::read_stock(stock::PROSODY_STOCK, "prosody");
+        Self::start_from(true, |d, port, tls_port| {
+            let conf_d = d.join("conf.d");
+            fs::create_dir_all(&conf_d).expect("conf.d");
+            if let Snippet::Jabmon(bots) = snippet {
+                let text = stock::read_stock(
+                    &stock::prosody_snippet_path().display().to_string(),
+                    "prosody",
+                );
+                fs::write(
+                    conf_d.join("jabmon.cfg.lua"),
+                    stock::fill_snippet(&text, bots, DOMAIN),
+                )
+                .expect("snippet");
+            }
+            stock::prosody_config(&stock, &stock_overrides(d, port, tls_port))
+        })
+    }
+
+    /// Starts a server whose configuration `config(dir, c2s port, direct TLS port)` writes.
+    fn start_from(tls_required: bool, config_of: impl FnOnce(&Path, u16, u16) -> String) -> Self {
         // Show the bots' logs in failing tests (RUST_LOG=debug for more).
         jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
         assert!(
@@ -47,13 +80,14 @@ impl Prosody {
         let data = dir.path().join("data");
         fs::create_dir_all(data.join("localhost").join("accounts")).expect("data dir");
         let config = dir.path().join("prosody.cfg.lua");
-        fs::write(&config, config_text(dir.path(), port, tls_port, extra)).expect("write config");
+        fs::write(&config, config_of(dir.path(), port, tls_port)).expect("write config");
         let mut p = Self {
             child: None,
             dir,
             port,
             tls_port,
             config,
+            tls_required,
         };
         write_test_ca(p.dir.path());
         chown_prosody(p.dir.path());
@@ -79,6 +113,7 @@ impl Prosody {
         let child = cmd
             .arg("--config")
             .arg(&self.config)
+            .arg("-F")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -236,6 +271,25 @@ modules_disabled = {{ "s2s" }}
 ssl = {{ key = "{d}/localhost.key", certificate = "{d}/localhost.crt" }}
 {extra}
 VirtualHost "localhost"
+"#
+    )
+}
+
+/// What the stock file must change to run privately: its ports on loopback, its paths, and the
+/// test CA's certificate for `localhost` (found by name in `certificates`).
+fn stock_overrides(dir: &Path, port: u16, tls_port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{d}/prosody.log" }} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{ {tls_port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+certificates = "{d}"
 "#
     )
 }

@@ -69,6 +69,36 @@ impl Server {
         }
     }
 
+    /// Starts a server of `kind` from the distribution's own configuration file, with
+    /// `snippet` added (see [`crate::stock`]). Clients must use STARTTLS with [`Server::ca_file`].
+    pub fn start_stock(kind: Kind, snippet: &crate::stock::Snippet) -> Self {
+        match kind {
+            Kind::Prosody => Server::Prosody(Prosody::start_stock(snippet)),
+            Kind::Ejabberd => Server::Ejabberd(Ejabberd::start_stock(snippet)),
+        }
+    }
+
+    /// Whether clients must use TLS: the stock configurations require it; the lab ones allow
+    /// plaintext on loopback.
+    pub fn tls_required(&self) -> bool {
+        match self {
+            Server::Prosody(s) => s.tls_required,
+            Server::Ejabberd(s) => s.tls_required,
+        }
+    }
+
+    /// The `[xmpp]` lines for `tls` and `ca_file` a bot needs on this server.
+    pub fn tls_toml(&self) -> String {
+        if self.tls_required() {
+            format!(
+                "tls = \"required\"\nca_file = \"{}\"",
+                self.ca_file().display()
+            )
+        } else {
+            "tls = \"none\"".to_string()
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Server::Prosody(_) => Kind::Prosody,
