@@ -13,6 +13,11 @@ pub const NOTICE_AFTER_SECS: f64 = 3.0;
 pub const HOLD_AT: usize = 1024;
 /// ... until it is down to this.
 pub const RELEASE_AT: usize = 256;
+/// While an episode lasts, event messages are held already at this backlog ...
+pub const THROTTLED_HOLD_AT: usize = NOTICE_AT;
+/// ... until it is down to this: what the hub answers (commands, queries) then waits behind a
+/// few dozen stanzas, not a thousand (seconds, not minutes, at ejabberd's stock 3,000 B/s).
+pub const THROTTLED_RELEASE_AT: usize = 16;
 /// How long the backlog must stay under [`NOTICE_AT`] before the episode is over.
 pub const CLEAR_AFTER_SECS: f64 = 30.0;
 
@@ -38,10 +43,15 @@ pub struct Throttle {
 impl Throttle {
     /// Records the backlog seen at `now`; returns the start or end of an episode.
     pub fn observe(&mut self, backlog: usize, now: f64) -> Option<Episode> {
-        self.holding = if self.holding {
-            backlog > RELEASE_AT
+        let (hold_at, release_at) = if self.throttled {
+            (THROTTLED_HOLD_AT, THROTTLED_RELEASE_AT)
         } else {
-            backlog >= HOLD_AT
+            (HOLD_AT, RELEASE_AT)
+        };
+        self.holding = if self.holding {
+            backlog > release_at
+        } else {
+            backlog >= hold_at
         };
         if backlog >= NOTICE_AT {
             self.calm_since = None;
@@ -119,11 +129,33 @@ mod tests {
             Some(Episode::Began { backlog: HOLD_AT })
         );
         assert!(t.holding());
-        t.observe(RELEASE_AT + 1, 1.0);
+        t.observe(RELEASE_AT, 1.0);
         assert!(t.holding(), "held until the backlog is well down");
-        t.observe(RELEASE_AT, 2.0);
+        t.observe(THROTTLED_RELEASE_AT, 2.0);
         assert!(!t.holding());
         t.observe(HOLD_AT - 1, 3.0);
+        assert!(t.holding(), "during the episode the hub holds much earlier");
+    }
+
+    #[test]
+    fn during_an_episode_events_are_held_at_a_shallow_backlog() {
+        let mut t = Throttle::default();
+        t.observe(NOTICE_AT, 0.0);
+        assert!(!t.holding(), "not yet throttled: only a deep backlog holds");
+        assert_eq!(
+            t.observe(NOTICE_AT, 3.0),
+            Some(Episode::Began { backlog: NOTICE_AT })
+        );
+        t.observe(THROTTLED_HOLD_AT, 3.5);
+        assert!(t.holding());
+        t.observe(THROTTLED_RELEASE_AT + 1, 4.0);
+        assert!(t.holding());
+        t.observe(THROTTLED_RELEASE_AT, 4.5);
         assert!(!t.holding());
+        for (i, b) in [10, 10].into_iter().enumerate() {
+            t.observe(b, 5.0 + i as f64 * CLEAR_AFTER_SECS);
+        }
+        t.observe(THROTTLED_HOLD_AT, 70.0);
+        assert!(!t.holding(), "after the episode the deep threshold is back");
     }
 }
