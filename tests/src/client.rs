@@ -170,6 +170,28 @@ impl TestClient {
         self.wait(rx).await
     }
 
+    /// Pings `to` (XEP-0199) until it answers, for at most [`WAIT`]: a bot started a moment ago
+    /// may not have bound its resource yet, and the server answers `service-unavailable` for it
+    /// until it has. Panics on any other error or when the time is up.
+    pub async fn wait_reachable(&mut self, to: Jid) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let rx = self
+                .session
+                .request(Some(to.clone()), false, xmpp_parsers::ping::Ping.into())
+                .await;
+            match self.wait_within(rx, left).await {
+                Ok(_) => return,
+                Err(jabmon_shared::session::IqFailure::Error(e))
+                    if e.defined_condition
+                        == xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable
+                        && tokio::time::Instant::now() < deadline => {}
+                Err(other) => panic!("{to} is not reachable: {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the outcome of an IQ sent with `session.request`, pumping meanwhile.
     pub async fn wait(&mut self, rx: tokio::sync::oneshot::Receiver<IqOutcome>) -> IqOutcome {
         self.wait_within(rx, WAIT).await

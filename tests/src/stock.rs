@@ -204,7 +204,8 @@ mod tests {
     fn the_installed_stock_files_take_the_edits() {
         if let Ok(stock) = std::fs::read_to_string(PROSODY_STOCK) {
             let out = prosody_config(&stock, "c2s_ports = { 1 }");
-            assert!(out.find("c2s_ports = { 1 }").unwrap() < out.find("VirtualHost").unwrap());
+            let host = out.find("\nVirtualHost").expect("a VirtualHost line");
+            assert!(out.find("c2s_ports = { 1 }").unwrap() < host);
             assert!(out.contains("rate = \"10kb/s\""), "the stock limit is kept");
         }
         if let Ok(stock) = std::fs::read_to_string(EJABBERD_STOCK) {

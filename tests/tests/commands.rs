@@ -57,6 +57,18 @@ async fn setup(kind: Kind, publish_interval: &str) -> Setup {
     }
 }
 
+/// Connects a registered user (password `pw-USER`) once the collector answers at [`full`].
+async fn connect(s: &Setup, user: &str) -> TestClient {
+    let mut c = TestClient::connect(
+        &s.server,
+        &format!("{user}@localhost"),
+        &format!("pw-{user}"),
+    )
+    .await;
+    c.wait_reachable(full()).await;
+    c
+}
+
 fn command(
     node: &str,
     sessionid: Option<&str>,
@@ -156,8 +168,8 @@ server_matrix!(
 );
 async fn admins_see_everything_subscribers_only_status(kind: Kind) {
     let s = setup(kind, "10s").await;
-    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
-    let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
+    let mut ops = connect(&s, "ops").await;
+    let mut alice = connect(&s, "alice").await;
     assert_eq!(
         command_nodes(&mut ops).await,
         ["status", "stats-reset", "reboot", "shell", "thresholds"]
@@ -247,7 +259,7 @@ server_matrix!(
 );
 async fn reboot_confirm_sessions_cancel_and_events(kind: Kind) {
     let s = setup(kind, "10s").await;
-    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let mut ops = connect(&s, "ops").await;
     subscribe(&mut ops, &["urn:jabmon:events:0+notify"]).await;
 
     // Not confirmed: nothing runs; the session id is kept across the two stages.
@@ -359,7 +371,7 @@ server_matrix!(
 );
 async fn shell_runs_times_out_and_never_blocks_the_bot(kind: Kind) {
     let s = setup(kind, "10s").await;
-    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let mut ops = connect(&s, "ops").await;
     let first = exec(&mut ops, "shell").await;
     let options: Vec<_> = first.form.as_ref().unwrap().fields[0]
         .options
@@ -416,7 +428,7 @@ server_matrix!(
 );
 async fn thresholds_validate_apply_and_drive_presence(kind: Kind) {
     let s = setup(kind, "10s").await;
-    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let mut ops = connect(&s, "ops").await;
     subscribe(&mut ops, &[]).await;
     let first = exec(&mut ops, "thresholds").await;
     assert_eq!(value(&first, "load_busy"), Some("1"));
@@ -500,7 +512,7 @@ server_matrix!(
 );
 async fn stats_reach_a_notify_subscriber_without_pubsub_subscription(kind: Kind) {
     let s = setup(kind, "1s").await;
-    let mut alice = TestClient::connect(&s.server, "alice@localhost", "pw-alice").await;
+    let mut alice = connect(&s, "alice").await;
     subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
     let stats = alice
         .next_matching(
@@ -526,7 +538,7 @@ server_matrix!(
 );
 async fn disk_threshold_warns_once_and_clears_once(kind: Kind) {
     let s = setup(kind, "1s").await;
-    let mut ops = TestClient::connect(&s.server, "ops@localhost", "pw-ops").await;
+    let mut ops = connect(&s, "ops").await;
     subscribe(
         &mut ops,
         &["urn:jabmon:events:0+notify", "urn:jabmon:stats:0+notify"],
