@@ -134,7 +134,9 @@ impl Monitor {
     /// The stats publish request when one is due at `now` (a publish interval since the last
     /// one, and not backing off); records it as sent.
     pub fn stats_due(&mut self, now: f64) -> Option<Element> {
-        let due = now - self.last_publish >= self.publish_interval && self.publisher.ready(now);
+        let due = (now - self.last_publish >= self.publish_interval
+            || self.publisher.stats_again())
+            && self.publisher.ready(now);
         if !self.online || !due {
             return None;
         }
@@ -171,10 +173,7 @@ impl Monitor {
         if !self.online {
             return vec![];
         }
-        let queued = self.publisher.drain(now).into_iter();
-        queued
-            .map(|(event, request)| (Published::Event(Box::new(event)), request))
-            .collect()
+        self.publisher.drain(now)
     }
 
     /// The server's answer to a publish.
@@ -286,9 +285,9 @@ mod tests {
     fn queued(m: &mut Monitor) -> Vec<Event> {
         m.drain(0.0)
             .into_iter()
-            .map(|(what, _)| match what {
-                Published::Event(e) => *e,
-                Published::Stats => unreachable!("drain gives events"),
+            .filter_map(|(what, _)| match what {
+                Published::Event(e) => Some(*e),
+                _ => None,
             })
             .collect()
     }

@@ -5,7 +5,7 @@ use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::pubsub::pubsub::{Item, Items, Publish, PublishOptions};
-use xmpp_parsers::pubsub::{ItemId, NodeName, PubSub};
+use xmpp_parsers::pubsub::{ItemId, NodeName, Owner, PubSub};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
@@ -79,6 +79,37 @@ pub fn item_payloads(result: Element) -> Vec<Element> {
         .unwrap_or_default()
 }
 
+/// `<pubsub#owner><configure node><x type='submit'/></configure>`: sets `fields`
+/// (`pubsub#…`) of our own `node`; fields left out keep their values on both servers.
+pub fn configure(node: &str, fields: &[(&str, &str)]) -> Element {
+    let form = DataForm::new(
+        DataFormType::Submit,
+        xmpp_parsers::ns::PUBSUB_CONFIGURE,
+        fields
+            .iter()
+            .map(|(var, value)| Field::text_single(var, value))
+            .collect(),
+    );
+    Owner {
+        payload: xmpp_parsers::pubsub::owner::Payload::Configure {
+            node: Some(NodeName(node.to_string())),
+            form: Some(form),
+        },
+    }
+    .into()
+}
+
+/// The server's `<conflict/>` with `<precondition-not-met/>` (XEP-0060 §7.1.5): the node
+/// exists with a configuration other than the publish-options ask for. Both servers answer so
+/// when, say, `pubsub#persist_items=false` is asked of a node created persistent.
+pub fn precondition_not_met(err: &StanzaError) -> bool {
+    err.defined_condition == DefinedCondition::Conflict
+        && err
+            .other
+            .as_ref()
+            .is_some_and(|o| o.is("precondition-not-met", xmpp_parsers::ns::PUBSUB_ERRORS))
+}
+
 /// ejabberd refuses publish-options it does not know (`pubsub#max_items`) with
 /// `resource-constraint` of type `wait`: then publish with `pubsub#access_model` alone.
 pub fn refuses_options(err: &StanzaError) -> bool {
@@ -123,12 +154,17 @@ impl OptionsFallback {
         max.into_iter().chain(base.iter().copied()).collect()
     }
 
-    /// Whether `err` is the server refusing our publish-options for the first time: then
-    /// `pubsub#max_items` is dropped (logged once, with the server's reason) and the caller
-    /// publishes again at once. Any other error, or a second refusal, is the caller's to handle.
+    /// Whether `err` is the server refusing our publish-options in a way leaving out
+    /// `pubsub#max_items` answers: then it is dropped (logged once, with the server's reason)
+    /// and the caller publishes again at once. A later refusal naming `pubsub#max_items` is
+    /// one for a request sent before the first answer came (true again, quietly); any other
+    /// error, or a refusal of the options without it, is the caller's to handle.
     pub fn refused(&mut self, err: &StanzaError) -> bool {
-        if !self.with_max_items || !refuses_options(err) {
+        if !refuses_options(err) {
             return false;
+        }
+        if !self.with_max_items {
+            return err.texts.values().any(|t| t.contains("pubsub#max_items"));
         }
         self.with_max_items = false;
         tracing::warn!(
@@ -204,6 +240,21 @@ mod tests {
     }
 
     #[test]
+    fn configure_request_and_precondition_refusal() {
+        let expected: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field><field var='pubsub#persist_items'><value>false</value></field></x></configure></pubsub>".parse().unwrap();
+        assert_eq!(
+            configure("n", &[("pubsub#persist_items", "false")]),
+            expected
+        );
+        // Prosody's answer to publish-options a persistent node does not match, verbatim.
+        let error: Element = "<error xmlns='jabber:client' type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'/></error>".parse().unwrap();
+        let e = StanzaError::try_from(error).unwrap();
+        assert!(precondition_not_met(&e));
+        let plain = crate::session::stanza_error(DefinedCondition::Conflict, None);
+        assert!(!precondition_not_met(&plain));
+    }
+
+    #[test]
     fn fallback_drops_max_items_once() {
         let base = [("pubsub#access_model", "presence")];
         let mut f = OptionsFallback::default();
@@ -223,6 +274,18 @@ mod tests {
         );
         assert!(f.refused(&refusal));
         assert_eq!(f.options(&base, "1"), base.to_vec());
-        assert!(!f.refused(&refusal), "never the same fallback twice");
+        assert!(
+            f.refused(&refusal),
+            "a request sent before the first refusal came: publish it again"
+        );
+        assert_eq!(f.options(&base, "1"), base.to_vec(), "dropped once");
+        let other = crate::session::stanza_error(
+            DefinedCondition::NotAcceptable,
+            Some("Unknown field 'pubsub#access_model'"),
+        );
+        assert!(
+            !f.refused(&other),
+            "nothing left to drop: the caller's to handle"
+        );
     }
 }

@@ -31,10 +31,19 @@ fn full() -> Jid {
 }
 
 async fn setup(kind: Kind, publish_interval: &str) -> Setup {
+    start_collector(accounts(kind), publish_interval)
+}
+
+/// A server with the collector's (`web1`) and two users' (`ops`, `alice`) accounts.
+fn accounts(kind: Kind) -> Server {
     let server = Server::start(kind);
     server.register("web1", "pw-web1");
     server.register("ops", "pw-ops");
     server.register("alice", "pw-alice");
+    server
+}
+
+fn start_collector(server: Server, publish_interval: &str) -> Setup {
     let marker = server.scratch().join("rebooted");
     let cfg = collector_toml(
         &server,
@@ -530,6 +539,84 @@ async fn stats_reach_a_notify_subscriber_without_pubsub_subscription(kind: Kind)
     assert!((0.0..=100.0).contains(&idle.value));
     assert_eq!(idle.unit.as_deref(), Some("percent"));
     s.bot.stop().await;
+}
+
+server_matrix!(
+    #[tokio::test]
+    a_stats_node_left_persistent_is_reconfigured_and_stats_flow
+);
+/// Stats are published with `pubsub#persist_items=false` (collector/src/pep.rs). A stats node
+/// an earlier version created persistent makes the server refuse that: the collector
+/// reconfigures the node and its stats reach subscribers within the first publish interval.
+async fn a_stats_node_left_persistent_is_reconfigured_and_stats_flow(kind: Kind) {
+    let server = accounts(kind);
+    let mut old = TestClient::connect(&server, "web1@localhost", "pw-web1").await;
+    let stats: Element = "<stats xmlns='urn:jabmon:stats:0' host='web1' timestamp='1'/>"
+        .parse()
+        .unwrap();
+    let options = [
+        ("pubsub#access_model", "presence"),
+        ("pubsub#persist_items", "true"),
+    ];
+    let created = old
+        .iq(
+            Jid::new("web1@localhost").unwrap(),
+            true,
+            jabmon_shared::pep::publish("urn:jabmon:stats:0", "current", stats, &options),
+        )
+        .await;
+    assert!(created.is_ok(), "{created:?}");
+    assert_eq!(persist_items(&mut old).await.as_deref(), Some("1"));
+
+    // Gone before the collector starts: ejabberd hands a PEP notification to one session of
+    // the owner's account to fan out, and this one, never available, knows no contacts' caps.
+    old.session.close(None, Duration::from_secs(2)).await;
+
+    let s = start_collector(server, "10s");
+    let mut alice = connect(&s, "alice").await;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    subscribe(&mut alice, &["urn:jabmon:stats:0+notify"]).await;
+    // Within one publish interval of subscribing (ejabberd may hold the first item for a new
+    // subscriber until the next publish), and a fresh one, not the item stored above.
+    let fresh = alice
+        .next_matching(Duration::from_secs(15), "a fresh stats item", |e| {
+            pep::stats(e).filter(|st| st.timestamp > started - 5.0)
+        })
+        .await;
+    assert!(!fresh.stats.is_empty());
+    let mut owner = TestClient::connect(&s.server, "web1@localhost", "pw-web1").await;
+    assert_eq!(persist_items(&mut owner).await.as_deref(), Some("0"));
+    s.bot.stop().await;
+}
+
+/// `pubsub#persist_items` of web1's stats node as its owner reads it (`1` or `0`; both
+/// servers also accept and may answer `true`/`false`, normalised here).
+async fn persist_items(owner: &mut TestClient) -> Option<String> {
+    let get = xmpp_parsers::pubsub::Owner {
+        payload: xmpp_parsers::pubsub::owner::Payload::Configure {
+            node: Some(xmpp_parsers::pubsub::NodeName("urn:jabmon:stats:0".into())),
+            form: None,
+        },
+    };
+    let answer = owner
+        .iq(Jid::new("web1@localhost").unwrap(), false, get.into())
+        .await
+        .expect("the owner reads the node configuration")
+        .expect("a configuration");
+    let configure = answer.children().next()?;
+    let form = DataForm::try_from(configure.children().next()?.clone()).ok()?;
+    let field = form
+        .fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some("pubsub#persist_items"))?;
+    field.values.first().map(|v| match v.as_str() {
+        "true" => "1".to_string(),
+        "false" => "0".to_string(),
+        other => other.to_string(),
+    })
 }
 
 server_matrix!(
