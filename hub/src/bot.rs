@@ -52,10 +52,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let software = Software::new("jabmon-hub", env!("CARGO_PKG_VERSION"));
     let mut engine = HubState::engine_for(&cfg);
     let restored = cfg.hub.storage == Storage::File;
-    if restored {
+    let saved = if restored {
         let saved = storage::load_file(&cfg.hub.state_path).map_err(RunError::State)?;
-        restore::load_into(&mut engine, &saved);
-    }
+        restore::load_into(&mut engine, &saved.registrations);
+        Some(saved.alerts)
+    } else {
+        None
+    };
     let session = Session::start(&cfg.xmpp, software)?;
     tracing::info!(jid = %cfg.xmpp.jid, storage = ?cfg.hub.storage, registrations = engine.len(), "Hub starting.");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -67,6 +70,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         publish_options: pep::OptionsFallback::default(),
         done_tx,
     };
+    if let Some(alerts) = saved {
+        hub.state.restore_alerts(alerts, now());
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -154,6 +160,9 @@ impl Hub {
             let actions = self.state.on_message(m, now());
             self.perform(actions).await;
         }
+        if self.state.save_due() {
+            self.save().await;
+        }
         let fatal = self.fatal.take();
         self.session
             .close(Some(goodbye().into()), SHUTDOWN_GRACE)
@@ -178,17 +187,17 @@ impl Hub {
         }
     }
 
-    /// Persists the registrations after a change.
+    /// Persists the registrations and the alert state after a change.
     async fn save(&mut self) {
-        let saved = self.state.engine.registrations();
+        let saved = self.state.snapshot();
         match self.cfg.hub.storage {
             Storage::File => {
                 if let Err(e) = storage::save_file(&self.cfg.hub.state_path, &saved) {
-                    tracing::error!(path = %self.cfg.hub.state_path.display(), "Could not save registrations: {e}");
+                    tracing::error!(path = %self.cfg.hub.state_path.display(), "Could not save registrations and alert state: {e}");
                 }
             }
             Storage::Pep => {
-                let payload: Element = storage::PepRegistrations::from(saved.as_slice()).into();
+                let payload: Element = storage::PepRegistrations::from(&saved).into();
                 let options = self.publish_options.options(
                     &[
                         ("pubsub#persist_items", "true"),

@@ -74,6 +74,8 @@ pub struct Config {
     pub alerting: crate::alerts::Settings,
     /// `[[alerts]]`, validated.
     pub alert_rules: Vec<crate::alerts::Rule>,
+    /// `[[rooms]]` and every room an alert route names, validated.
+    pub rooms: Vec<crate::muc::RoomSettings>,
 }
 
 /// The query engine's limits for `[hub]` (the engine's and the alert rules' parser share them).
@@ -103,6 +105,7 @@ impl Config {
         let hub: HubSection = raw.section("hub", &mut p);
         let alerting: crate::alerts::AlertingSection = raw.section("alerting", &mut p);
         let alert_configs: Vec<crate::alerts::RuleConfig> = raw.section("alerts", &mut p);
+        let room_sections: Vec<crate::muc::RoomSection> = raw.section("rooms", &mut p);
         raw.finish(&mut p);
         let limits = query_limits(&hub);
         let (alerting, alert_rules) = match alerting.validate() {
@@ -123,6 +126,17 @@ impl Config {
                 (crate::alerts::Settings::default(), vec![])
             }
         };
+        let routed: Vec<String> = alert_rules
+            .iter()
+            .flat_map(|r| r.route.rooms.iter())
+            .chain(alerting.collector_route.rooms.iter())
+            .cloned()
+            .collect();
+        let rooms =
+            crate::muc::validate_rooms(&room_sections, &routed).unwrap_or_else(|problems| {
+                problems.into_iter().for_each(|e| p.push(e));
+                vec![]
+            });
         let xmpp = xmpp.validate(&mut p);
         log.validate(&mut p);
         if !access.subscribers.is_empty() {
@@ -164,6 +178,7 @@ impl Config {
             hub,
             alerting,
             alert_rules,
+            rooms,
         })
     }
 }

@@ -14,7 +14,7 @@ use xmpp_parsers::disco::DiscoInfoResult;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::query::{Engine, Saved};
-use crate::storage;
+use crate::storage::{self, Snapshot};
 
 /// Queries kept while registrations are being restored.
 pub const MAX_BUFFERED: usize = 256;
@@ -107,14 +107,14 @@ pub fn server_offers_pep_storage(outcome: IqOutcome) -> bool {
         })
 }
 
-/// The registrations in the answer to the latest-item request: none when the node does not
+/// The saved state in the answer to the latest-item request: empty when the node does not
 /// exist (`item-not-found`) or is empty; the failure otherwise.
-pub fn saved_registrations(outcome: IqOutcome) -> Result<Vec<Saved>, IqFailure> {
+pub fn saved_snapshot(outcome: IqOutcome) -> Result<Snapshot, IqFailure> {
     match outcome {
         Ok(Some(result)) => Ok(latest(result)),
-        Ok(None) => Ok(vec![]),
+        Ok(None) => Ok(Snapshot::default()),
         Err(IqFailure::Error(e)) if e.defined_condition == DefinedCondition::ItemNotFound => {
-            Ok(vec![])
+            Ok(Snapshot::default())
         }
         Err(e) => Err(e),
     }
@@ -134,13 +134,19 @@ pub fn load_into(engine: &mut Engine, saved: &[Saved]) {
     tracing::info!(restored = ok, "Registrations restored.");
 }
 
-fn latest(result: Element) -> Vec<Saved> {
-    pep::item_payloads(result)
+fn latest(result: Element) -> Snapshot {
+    let Some(item) = pep::item_payloads(result)
         .into_iter()
         .filter_map(|p| storage::PepRegistrations::try_from(p).ok())
         .next_back()
-        .map(storage::PepRegistrations::into_saved)
-        .unwrap_or_default()
+    else {
+        return Snapshot::default();
+    };
+    let (snapshot, problem) = item.into_snapshot();
+    if let Some(problem) = problem {
+        tracing::error!("Saved alert state unreadable, alerting starts empty: {problem}");
+    }
+    snapshot
 }
 
 #[cfg(test)]
@@ -196,14 +202,14 @@ mod tests {
     }
 
     #[test]
-    fn saved_registrations_from_items_missing_node_or_failure() {
+    fn saved_snapshot_from_items_missing_node_or_failure() {
         let items: Element = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:jabmon:hub:registrations:0'><item id='current'><registrations xmlns='urn:jabmon:hub:registrations:0'><registration user='u@x' cmd='SELECT id FROM a;' key='k'/></registrations></item></items></pubsub>".parse().unwrap();
-        let saved = saved_registrations(Ok(Some(items))).unwrap();
+        let saved = saved_snapshot(Ok(Some(items))).unwrap().registrations;
         assert_eq!(saved.len(), 1);
         assert_eq!(saved[0].key, "k");
         let missing =
             IqFailure::Error(Box::new(stanza_error(DefinedCondition::ItemNotFound, None)));
-        assert_eq!(saved_registrations(Err(missing)).unwrap(), vec![]);
-        assert!(saved_registrations(Err(IqFailure::Lost)).is_err());
+        assert_eq!(saved_snapshot(Err(missing)).unwrap(), Snapshot::default());
+        assert!(saved_snapshot(Err(IqFailure::Lost)).is_err());
     }
 }

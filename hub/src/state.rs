@@ -23,10 +23,12 @@ use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::disco::{Disco, View};
 use crate::ingest::{self, Feed, Ingest};
+use crate::muc::{FromRoom, Rooms};
 use crate::query::{Engine, Output, Reply};
+use crate::reference::{self, Reference};
 use crate::restore::{self, Restore, MAX_BUFFERED};
 use crate::roster::{self, CollectorCheck, Roster};
-use crate::storage;
+use crate::storage::{self, Snapshot};
 use crate::throttle::{Episode, Throttle};
 
 /// Something the bot must do.
@@ -102,6 +104,11 @@ pub struct HubState {
     alerts: Alerts,
     /// Alert messages decided while feeding, sent with the next delivery.
     alert_actions: Vec<alerts::Action>,
+    /// The alert state changed since the last save (saved at the next tick, at most once a
+    /// second, and at shutdown).
+    alerts_changed: bool,
+    /// The MUC rooms alerts go to.
+    rooms: Rooms,
     online: bool,
     shutting_down: bool,
     last_tick: f64,
@@ -135,6 +142,8 @@ impl HubState {
         Self {
             alerts,
             alert_actions: Vec::new(),
+            alerts_changed: false,
+            rooms: Rooms::new(cfg.rooms.clone()),
             delivery: Delivery::new(
                 cfg.hub.max_events_per_second_per_user,
                 cfg.hub.max_queued_events_per_user,
@@ -185,6 +194,7 @@ impl HubState {
         self.subscribed.clear();
         self.refused.clear();
         let mut out = vec![Action::RequestRoster, Action::Presence(self.available())];
+        out.extend(self.rooms.on_online().into_iter().map(Action::Presence));
         if self.restore.start() {
             out.push(Action::Request {
                 to: Some(Jid::from(self.cfg.xmpp.jid.clone())),
@@ -264,9 +274,10 @@ impl HubState {
     }
 
     fn on_restore(&mut self, outcome: IqOutcome, now: f64) -> Vec<Action> {
-        match restore::saved_registrations(outcome) {
+        match restore::saved_snapshot(outcome) {
             Ok(saved) => {
-                restore::load_into(&mut self.engine, &saved);
+                restore::load_into(&mut self.engine, &saved.registrations);
+                self.restore_alerts(saved.alerts, now);
                 let waiting = self.restore.finish();
                 waiting
                     .into_iter()
@@ -326,6 +337,12 @@ impl HubState {
     // ---- presence -------------------------------------------------------------------------
 
     pub fn on_presence(&mut self, p: Presence, now: f64) -> Vec<Action> {
+        if let Some(room) = self.rooms.on_presence(&p, now) {
+            let presences = room.presences.into_iter().map(Action::Presence);
+            return presences
+                .chain(room.messages.into_iter().map(Action::Message))
+                .collect();
+        }
         let Some(from) = p.from.clone() else {
             return vec![];
         };
@@ -478,8 +495,23 @@ impl HubState {
                 return vec![];
             }
         }
+        if m.type_ == MessageType::Groupchat {
+            return self.on_groupchat(&m, now);
+        }
         if !matches!(m.type_, MessageType::Chat | MessageType::Normal) {
             return vec![];
+        }
+        // Until the saved state is back, a user's commands wait for it (an ack or a silence
+        // now would be overwritten by the restore, a listing would miss what was saved).
+        let from_user = m.from.as_ref().is_some_and(|f| self.is_user(&f.to_bare()));
+        if from_user && self.online && !self.shutting_down && !self.restore.is_restored() {
+            match self.restore.buffer(m) {
+                Ok(()) => return vec![],
+                Err(m) => return self.unavailable_answer(m),
+            }
+        }
+        if let Some(actions) = self.alert_reference(&m, now) {
+            return actions;
         }
         let (Some(body), Some(from)) = (m.bodies.values().next().cloned(), m.from.clone()) else {
             return vec![];
@@ -538,8 +570,105 @@ impl HubState {
         };
         let decided = self.alerts.on_command(&sender, cmd, now);
         self.alert_actions.extend(decided);
-        out.extend(self.alert_messages());
+        out.extend(self.answer_alerting());
         Some(None)
+    }
+
+    /// A groupchat message from one of the hub's rooms: the reflection of its own alert
+    /// message (its room stanza id is noted, for replies and reactions), or an occupant's
+    /// reply, reaction or alerting command — judged by the occupant's real JID where the room
+    /// shows it, refused otherwise (docs/alerts.md, "Who may"). Other chatter is left alone.
+    fn on_groupchat(&mut self, m: &Message, now: f64) -> Vec<Action> {
+        let occupant = match self.rooms.classify(m) {
+            Some(FromRoom::Occupant(o)) => o,
+            Some(FromRoom::Reflection {
+                id: Some(id),
+                stanza_id: Some(stanza_id),
+            }) => {
+                self.alerts.note_stanza_id(&id, &stanza_id);
+                return vec![];
+            }
+            _ => return vec![],
+        };
+        let sender = alerts::Sender {
+            allowed: occupant.real.as_ref().is_some_and(|j| self.is_user(j)),
+            who: occupant
+                .real
+                .as_ref()
+                .map_or_else(|| occupant.nick.clone(), BareJid::to_string),
+            reply_to: Target::Room(occupant.room.to_string()),
+        };
+        let decided = match reference::of(m) {
+            Some(Reference::Reply(id)) => self.alerts.on_reply(&sender, &id, now),
+            Some(Reference::Reactions { id, emojis }) => {
+                self.alerts.on_reaction(&sender, &id, &emojis, now)
+            }
+            None => {
+                let Some(body) = m.bodies.values().next() else {
+                    return vec![];
+                };
+                match alerts::chat::parse(body, &self.cfg.query_limits()) {
+                    Some(Ok(cmd)) => Some(self.alerts.on_command(&sender, cmd, now)),
+                    Some(Err(e)) => {
+                        let mut answer = Message::groupchat(Some(Jid::from(occupant.room)));
+                        let text = format!("❌ {} at column {}", e.message, e.column);
+                        answer.bodies.insert(Default::default(), text);
+                        return vec![Action::Message(answer)];
+                    }
+                    None => None,
+                }
+            }
+        };
+        let Some(decided) = decided else {
+            return vec![];
+        };
+        self.alert_actions.extend(decided);
+        self.answer_alerting()
+    }
+
+    /// A reply (XEP-0461) to, or reactions (XEP-0444) on, one of the hub's alert messages:
+    /// acks what that message told, or refuses a sender the ACL does not allow, with a reason.
+    /// `None` when the message refers to no alert message (it is then handled as usual).
+    fn alert_reference(&mut self, m: &Message, now: f64) -> Option<Vec<Action>> {
+        let reference = reference::of(m)?;
+        let bare = m.from.as_ref()?.to_bare();
+        let sender = alerts::Sender {
+            who: bare.to_string(),
+            reply_to: Target::User(bare.to_string()),
+            allowed: self.is_user(&bare),
+        };
+        let decided = match reference {
+            Reference::Reply(id) => self.alerts.on_reply(&sender, &id, now)?,
+            Reference::Reactions { id, emojis } => {
+                self.alerts.on_reaction(&sender, &id, &emojis, now)?
+            }
+        };
+        self.alert_actions.extend(decided);
+        Some(self.alert_messages())
+    }
+
+    /// The messages after a person's ack, silence or rule: what they changed is saved at once
+    /// (the save goes out before the answer), not at the next tick.
+    fn answer_alerting(&mut self) -> Vec<Action> {
+        let mut out = self.alert_messages();
+        if self.save_due() {
+            out.insert(0, Action::Save);
+        }
+        out
+    }
+
+    /// A 503 answer to `m` (the restore buffer is full).
+    fn unavailable_answer(&self, m: Message) -> Vec<Action> {
+        let (Some(from), Some(body)) = (m.from.clone(), m.bodies.values().next()) else {
+            return vec![];
+        };
+        let text = self
+            .engine
+            .render(from.to_bare().as_str(), &Reply::unavailable(body));
+        let mut answer = Message::new(Some(from));
+        answer.type_ = m.type_;
+        answer.bodies.insert(Default::default(), text);
+        vec![Action::Message(answer)]
     }
 
     /// The reply to a query, or `None` when it was buffered until the restore.
@@ -614,13 +743,17 @@ impl HubState {
         outputs
     }
 
-    /// The alert messages decided so far, as stanzas. Routes to rooms are not joined by this
-    /// hub yet (docs/alerts.md): those messages are logged and dropped.
+    /// The alert messages decided so far, as stanzas; those for a room the hub is not in are
+    /// held until it is (`muc`). Notes a changed alert state for the next save.
     fn alert_messages(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         for action in std::mem::take(&mut self.alert_actions) {
-            let alerts::Action::Send(msg) = action else {
-                continue;
+            let msg = match action {
+                alerts::Action::Send(msg) => msg,
+                alerts::Action::Save => {
+                    self.alerts_changed = true;
+                    continue;
+                }
             };
             match msg.to {
                 Target::User(user) => {
@@ -634,7 +767,15 @@ impl HubState {
                     out.push(Action::Message(m));
                 }
                 Target::Room(room) => {
-                    tracing::warn!(%room, body = %msg.body, "Alert for a room: rooms are not joined yet; dropped.");
+                    let Ok(room) = BareJid::new(&room) else {
+                        continue;
+                    };
+                    let mut m = Message::groupchat(Some(Jid::from(room.clone())));
+                    m.id = Some(xmpp_parsers::message::Id(msg.id));
+                    m.bodies.insert(Default::default(), msg.body);
+                    if let Some(m) = self.rooms.send_or_hold(&room, m) {
+                        out.push(Action::Message(m));
+                    }
                 }
             }
         }
@@ -689,6 +830,31 @@ impl HubState {
         }
     }
 
+    /// Takes back the alert state saved before a restart (docs/alerts.md, "State that
+    /// survives"); what no longer fits the configuration is logged and dropped.
+    pub fn restore_alerts(&mut self, saved: alerts::SavedAlerts, now: f64) {
+        let (open, silences) = (saved.open.len(), saved.silences.len());
+        for problem in self.alerts.restore(saved, now) {
+            tracing::warn!("Saved alert state: {problem}");
+        }
+        tracing::info!(open, silences, "Alert state restored.");
+    }
+
+    /// Whether the alert state changed and may be saved now: not before the saved state was
+    /// read back (a save then would overwrite it).
+    pub fn save_due(&self) -> bool {
+        self.alerts_changed && self.restore.is_restored()
+    }
+
+    /// What to save: the registrations and the alert state.
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.alerts_changed = false;
+        Snapshot {
+            registrations: self.engine.registrations(),
+            alerts: self.alerts.save(),
+        }
+    }
+
     /// Every 250 ms: delivery; once a second also `absent` and the silence backstop.
     pub fn on_tick(&mut self, now: f64) -> Vec<Action> {
         let mut outputs = Vec::new();
@@ -699,6 +865,10 @@ impl HubState {
             self.engine.tick(now, &mut outputs);
             let decided = self.alerts.tick(now);
             self.alert_actions.extend(decided);
+            out.extend(self.rooms.tick(now).into_iter().map(Action::Presence));
+            if self.save_due() {
+                out.push(Action::Save);
+            }
             let intervals = self.cfg.hub.silence_intervals;
             for change in self.registry.silence(now, intervals) {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");

@@ -151,37 +151,59 @@ impl Ejabberd {
     }
 
     fn spawn(&mut self) {
-        let _ = fs::remove_file(self.pid_file());
-        let out = fs::File::create(self.dir().join("ejabberdctl.out")).expect("ctl output");
-        let ctl = Command::new(EJABBERDCTL)
-            .arg("--config-dir")
-            .arg(self.dir())
-            .arg("foreground")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("ctl output"))
-            .stderr(out)
-            .spawn()
-            .expect("start ejabberdctl");
-        self.ctl = Some(ctl);
-        self.wait_ready();
+        // A port from `free_port` is free when chosen, not when ejabberd binds it: another
+        // test's connection may take it in between. Then move to fresh ports and start again.
+        for attempt in 1.. {
+            let _ = fs::remove_file(self.pid_file());
+            let out = fs::File::create(self.dir().join("ejabberdctl.out")).expect("ctl output");
+            let ctl = Command::new(EJABBERDCTL)
+                .arg("--config-dir")
+                .arg(self.dir())
+                .arg("foreground")
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("ctl output"))
+                .stderr(out)
+                .spawn()
+                .expect("start ejabberdctl");
+            self.ctl = Some(ctl);
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(failure) if failure.contains("eaddrinuse") && attempt < 4 => self.move_ports(),
+                Err(failure) => panic!("{failure}"),
+            }
+        }
     }
 
-    /// Waits until c2s accepts connections and the HTTP API answers `status`.
-    fn wait_ready(&mut self) {
+    /// Rewrites the configuration's listeners onto fresh ports.
+    fn move_ports(&mut self) {
+        let path = self.dir().join("ejabberd.yml");
+        let mut yml = fs::read_to_string(&path).expect("ejabberd.yml");
+        for port in [&mut self.port, &mut self.tls_port, &mut self.http_port] {
+            let fresh = free_port();
+            yml = yml.replace(&format!("port: {port}\n"), &format!("port: {fresh}\n"));
+            *port = fresh;
+        }
+        fs::write(&path, yml).expect("ejabberd.yml");
+    }
+
+    /// Waits until c2s accepts connections and the HTTP API answers `status`; `Err` with the
+    /// output and log when ejabberd exited instead.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && self.api("status", &serde_json::json!({})).is_ok()
             {
-                return;
+                return Ok(());
             }
             if let Some(ctl) = self.ctl.as_mut() {
                 if let Ok(Some(status)) = ctl.try_wait() {
-                    panic!(
+                    self.ctl = None;
+                    return Err(format!(
                         "ejabberd exited at start ({status}); output:\n{}\nlog:\n{}",
                         fs::read_to_string(self.dir().join("ejabberdctl.out")).unwrap_or_default(),
                         self.log()
-                    );
+                    ));
                 }
             }
             assert!(
@@ -411,7 +433,9 @@ impl Cluster {
         let a = Ejabberd::start_node(distribution(), None);
         let mut b = Ejabberd::start_node(distribution(), None);
         b.ctl(&["join_cluster", &a.node]);
-        b.wait_ready();
+        if let Err(failure) = b.wait_ready() {
+            panic!("node B after join_cluster: {failure}");
+        }
         Self {
             a: Server::Ejabberd(a),
             b: Server::Ejabberd(b),
@@ -502,6 +526,8 @@ modules:
   mod_caps: {{}}
   mod_disco: {{}}
   mod_http_api: {{}}
+  mod_muc:
+    host: "conference.localhost"
   mod_offline: {{}}
   mod_ping: {{}}
   mod_private: {{}}

@@ -21,6 +21,7 @@ pub mod chat;
 pub mod client;
 pub mod ejabberd;
 pub mod loadgen;
+pub mod muc;
 pub mod pep;
 pub mod prosody;
 pub mod server;

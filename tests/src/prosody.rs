@@ -271,6 +271,10 @@ modules_disabled = {{ "s2s" }}
 ssl = {{ key = "{d}/localhost.key", certificate = "{d}/localhost.crt" }}
 {extra}
 VirtualHost "localhost"
+
+Component "conference.localhost" "muc"
+    -- A destroyed room may be created again at once (Prosody otherwise keeps a tombstone).
+    muc_tombstones = false
 "#
     )
 }

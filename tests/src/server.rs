@@ -223,38 +223,12 @@ macro_rules! server_matrix {
     };
 }
 
-/// A free loopback port for a server to listen on.
-///
-/// Chosen at random below the kernel's ephemeral range (`ip_local_port_range`), then checked
-/// by binding it: a port the kernel hands out for `bind(0)` is an ephemeral one, and any
-/// outgoing connection of another test may take it before the server binds it (ejabberd then
-/// fails with `eaddrinuse`). Below the range only another server's choice can collide, and
-/// the random pick makes that rare.
+/// A free loopback port (bound and released; the server binds it right after).
 pub fn free_port() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let low = ephemeral_low().clamp(2048, 65535);
-    let span = u64::from(low - 1024);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    let mut seed = hasher.finish();
-    for _ in 0..1000 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let port = 1024 + ((seed >> 33) % span) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port below {low}");
-}
-
-/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
-fn ephemeral_low() -> u16 {
-    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Whether the tests run as root (servers then drop privileges to their own users).

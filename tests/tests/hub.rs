@@ -11,7 +11,7 @@ use jabmon_tests::chat::{
     body_of, collector_status, hub_online, is_event, next_event, query, user, user_of_hub, HUB,
 };
 use jabmon_tests::client::WAIT;
-use jabmon_tests::{server_matrix, Kind, Server, TestClient};
+use jabmon_tests::{muc, server_matrix, Kind, Server, TestClient};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::Type as PresenceType;
@@ -448,4 +448,204 @@ async fn a_rule_alerts_a_user_and_a_killed_collector_raises_dead(kind: Kind) {
     assert!(dead.contains("web1"), "{dead}");
     eprintln!("alert: {fired}\ncollector alert: {dead}");
     hub.stop().await;
+}
+
+/// The rule of the room tests: fires on web1's first CPU sample and stays open.
+const IDLE_RULE: &str = "[[alerts]]\nname = \"idle-seen\"\nquery = 'SELECT [>= 0] FROM ^web1\\.cpu\\.cpu\\.idle$'\nunit = \"%\"\n";
+
+/// A hub config with `[alerting]` sending at once, `rest` appended (rooms, rules).
+fn alerting_hub(server: &Server, storage: &str, rest: &str) -> std::path::PathBuf {
+    let state = server.scratch().join("hub-state.json");
+    hub_toml(
+        server,
+        &format!(
+            "[access]\ncollectors = [\"web1@localhost\"]\nusers = [\"u1@localhost\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = \"{}\"\n[alerting]\ngroup_wait = \"0s\"\n{rest}",
+            state.display()
+        ),
+    )
+}
+
+/// A chat line from the hub containing `want`, with its message id.
+fn hub_says(e: &Incoming, want: &str) -> Option<(String, Option<String>)> {
+    let Incoming::Message(m) = e else { return None };
+    let body = m.bodies.values().next()?;
+    (m.type_ == MessageType::Chat
+        && m.from.as_ref()?.to_bare().to_string() == HUB
+        && body.contains(want))
+    .then(|| (body.clone(), m.id.as_ref().map(|i| i.0.clone())))
+}
+
+server_matrix!(
+    #[tokio::test]
+    a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused
+);
+/// The hub joins a configured room, posts a rule's alert there, a user's XEP-0461 reply acks
+/// it for the room to see, and an occupant outside the hub's ACL is refused with a reason.
+async fn a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused(kind: Kind) {
+    let net = network(kind);
+    let room = muc::room_jid("ops");
+    let mut u1 = user(&net.server, "u1").await;
+    u1.join_room(&room, "alice").await;
+    let mut eve = user(&net.server, "eve").await;
+    eve.join_room(&room, "eve").await;
+    let cfg = alerting_hub(
+        &net.server,
+        "file",
+        &format!("[[rooms]]\njid = \"{room}\"\n{IDLE_RULE}rooms = [\"{room}\"]\n"),
+    );
+    let hub = InProcess::hub(&cfg);
+    u1.next_matching(WAIT, "the hub in the room", |e| {
+        muc::joined(e, &room, "jabmon").then_some(())
+    })
+    .await;
+    let alert = u1
+        .next_matching(WAIT, "the alert in the room", |e| {
+            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+        })
+        .await;
+    assert!(
+        alert.body.contains("web1") && !alert.body.starts_with('{'),
+        "{alert:?}"
+    );
+    // XEP-0461: in a room the reply names the room's stanza id; this room stamps none, so
+    // clients fall back to the message id.
+    let replied_to = alert.stanza_id.clone().or(alert.id.clone()).unwrap();
+    let reply = jabmon_hub::reference::ReplyTo {
+        to: Some(format!("{room}/jabmon")),
+        id: replied_to,
+    };
+    u1.say(&room, Some("on it"), vec![reply.into()]).await;
+    let acked = u1
+        .next_matching(WAIT, "the ack shown in the room", |e| {
+            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("acked"))
+        })
+        .await;
+    assert!(acked.body.contains("u1@localhost"), "{acked:?}");
+    eve.say(&room, Some("ack 1"), vec![]).await;
+    let refused = u1
+        .next_matching(WAIT, "eve refused", |e| {
+            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("⛔"))
+        })
+        .await;
+    assert!(refused.body.contains("eve"), "{refused:?}");
+    eprintln!("room: {}\n{}\n{}", alert.body, acked.body, refused.body);
+    hub.stop().await;
+}
+
+server_matrix!(
+    #[tokio::test]
+    a_reaction_acks_and_acks_and_silences_survive_a_restart
+);
+/// A XEP-0444 reaction to an alert in a 1:1 chat acks it; a silence set from chat, and the
+/// ack, are there after a hub restart (PEP storage).
+async fn a_reaction_acks_and_acks_and_silences_survive_a_restart(kind: Kind) {
+    let net = network(kind);
+    let cfg = alerting_hub(
+        &net.server,
+        "pep",
+        &format!("{IDLE_RULE}users = [\"u1@localhost\"]\n"),
+    );
+    let hub = InProcess::hub(&cfg);
+    let mut u1 = user_of_hub(&net.server, "u1").await;
+    let (alert, id) = u1
+        .next_matching(WAIT, "the alert", |e| hub_says(e, "idle-seen"))
+        .await;
+    let reactions = xmpp_parsers::reactions::Reactions {
+        id: id.expect("alert messages carry an id"),
+        reactions: vec![xmpp_parsers::reactions::Reaction {
+            emoji: "👍".into()
+        }],
+    };
+    let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
+    m.type_ = MessageType::Chat;
+    m.payloads.push(reactions.into());
+    u1.session.send(m).await;
+    let (acked, _) = u1
+        .next_matching(WAIT, "the ack", |e| hub_says(e, "acked"))
+        .await;
+    chat(&mut u1, "silence 2h web1.* kernel update").await;
+    let (silenced, _) = u1
+        .next_matching(WAIT, "the silence", |e| hub_says(e, "🔕"))
+        .await;
+    eprintln!("{alert}\n{acked}\n{silenced}");
+
+    hub.stop().await;
+    let hub = InProcess::hub(&cfg);
+    hub_online(&mut u1).await;
+    chat(&mut u1, "silences").await;
+    let (listed, _) = u1
+        .next_matching(WAIT, "the silence after the restart", |e| {
+            hub_says(e, "web1.*")
+        })
+        .await;
+    assert!(
+        listed.contains("u1@localhost") && listed.contains("kernel update"),
+        "{listed}"
+    );
+    chat(&mut u1, "alerts").await;
+    let (open, _) = u1
+        .next_matching(WAIT, "the open alert, acked, after the restart", |e| {
+            hub_says(e, "acked by u1@localhost")
+        })
+        .await;
+    assert!(open.contains("idle-seen"), "{open}");
+    hub.stop().await;
+}
+
+server_matrix!(
+    #[tokio::test]
+    the_hub_rejoins_its_room_after_it_is_recreated_and_after_a_server_restart
+);
+/// Destroyed and created again, the room gets the hub back; so it does after the server
+/// restarts (the room is persistent), with no bot restarted.
+async fn the_hub_rejoins_its_room_after_it_is_recreated_and_after_a_server_restart(kind: Kind) {
+    let mut net = network(kind);
+    let room = muc::room_jid("ops");
+    let mut u1 = user(&net.server, "u1").await;
+    u1.join_room(&room, "alice").await;
+    let cfg = alerting_hub(
+        &net.server,
+        "file",
+        &format!("[[rooms]]\njid = \"{room}\"\n"),
+    );
+    let hub = InProcess::hub(&cfg);
+    let in_room = |e: &Incoming| muc::joined(e, &room, "jabmon").then_some(());
+    u1.next_matching(WAIT, "the hub in the room", in_room).await;
+
+    u1.destroy_room(&room).await;
+    u1.clear();
+    u1.join_room(&room, "alice").await;
+    let recreated = Instant::now();
+    u1.next_matching(
+        Duration::from_secs(20),
+        "the hub back in the new room",
+        in_room,
+    )
+    .await;
+    eprintln!("back in the recreated room after {:?}", recreated.elapsed());
+
+    drop(u1);
+    net.server.restart();
+    let restarted = Instant::now();
+    let mut u1 = user(&net.server, "u1").await;
+    u1.join_room(&room, "alice").await;
+    u1.next_matching(
+        Duration::from_secs(60),
+        "the hub back after the restart",
+        in_room,
+    )
+    .await;
+    eprintln!(
+        "back in the room {:?} after the server restarted",
+        restarted.elapsed()
+    );
+    hub.stop().await;
+}
+
+/// Sends `body` to the hub as a chat message.
+async fn chat(c: &mut TestClient, body: &str) {
+    let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
+    m.type_ = MessageType::Chat;
+    m.bodies.insert(Default::default(), body.to_owned());
+    c.session.send(m).await;
 }

@@ -1,0 +1,134 @@
+//! A test client in a MUC room (XEP-0045): joining (creating and configuring the room when
+//! it is new: persistent, real JIDs shown to everyone), speaking, destroying it, and the
+//! messages seen there.
+
+use jabmon_shared::session::Incoming;
+use minidom::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::muc::muc::History;
+use xmpp_parsers::muc::user::{MucUser, Status};
+use xmpp_parsers::muc::Muc;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+
+use crate::client::{TestClient, WAIT};
+
+/// The MUC service of both test servers.
+pub const SERVICE: &str = "conference.localhost";
+const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+
+/// `name@conference.localhost`.
+pub fn room_jid(name: &str) -> BareJid {
+    BareJid::new(&format!("{name}@{SERVICE}")).unwrap()
+}
+
+/// A groupchat message seen in a room.
+#[derive(Debug, Clone)]
+pub struct Said {
+    pub nick: String,
+    pub body: String,
+    pub id: Option<String>,
+    /// The room's stanza id (XEP-0359), when it stamps one.
+    pub stanza_id: Option<String>,
+}
+
+/// What `e` says in `room`, if it is a live groupchat message there.
+pub fn said(e: &Incoming, room: &BareJid) -> Option<Said> {
+    let Incoming::Message(m) = e else { return None };
+    if m.type_ != MessageType::Groupchat || m.from.as_ref()?.to_bare() != *room {
+        return None;
+    }
+    if m.payloads
+        .iter()
+        .any(|p| p.is("delay", xmpp_parsers::ns::DELAY))
+    {
+        return None;
+    }
+    let stanza_id = m
+        .payloads
+        .iter()
+        .filter(|p| p.is("stanza-id", xmpp_parsers::ns::SID))
+        .find(|p| p.attr("by") == Some(room.as_str()))
+        .and_then(|p| p.attr("id").map(str::to_owned));
+    Some(Said {
+        nick: m.from.as_ref()?.resource()?.to_string(),
+        body: m.bodies.values().next()?.clone(),
+        id: m.id.as_ref().map(|i| i.0.clone()),
+        stanza_id,
+    })
+}
+
+/// Whether `e` is `nick` becoming available in `room`.
+pub fn joined(e: &Incoming, room: &BareJid, nick: &str) -> bool {
+    matches!(e, Incoming::Presence(p) if p.type_ == PresenceType::None
+        && p.from.as_ref().is_some_and(|f| f.to_bare() == *room
+            && f.resource().is_some_and(|r| r.as_str() == nick)))
+}
+
+impl TestClient {
+    /// Joins `room` as `nick`; a room this creates is configured persistent and non-anonymous.
+    pub async fn join_room(&mut self, room: &BareJid, nick: &str) {
+        let to = room.with_resource_str(nick).unwrap();
+        let join = Presence::available()
+            .with_to(to.clone())
+            .with_payload(Muc::new().with_history(History::new().with_maxstanzas(0)));
+        self.session.send(join).await;
+        let statuses = self
+            .next_matching(WAIT, "our own presence in the room", |e| match e {
+                Incoming::Presence(p)
+                    if p.from.as_ref() == Some(&Jid::from(to.clone()))
+                        && p.type_ != PresenceType::Unavailable =>
+                {
+                    assert_ne!(p.type_, PresenceType::Error, "could not join {room}: {p:?}");
+                    let user = p
+                        .payloads
+                        .iter()
+                        .find_map(|x| MucUser::try_from(x.clone()).ok())?;
+                    user.status
+                        .contains(&Status::SelfPresence)
+                        .then_some(user.status)
+                }
+                _ => None,
+            })
+            .await;
+        if statuses.contains(&Status::RoomHasBeenCreated) {
+            self.configure_room(room).await;
+        }
+    }
+
+    async fn configure_room(&mut self, room: &BareJid) {
+        let form = DataForm::new(
+            DataFormType::Submit,
+            "http://jabber.org/protocol/muc#roomconfig",
+            vec![
+                Field::text_single("muc#roomconfig_persistentroom", "1"),
+                Field::text_single("muc#roomconfig_whois", "anyone"),
+            ],
+        );
+        let query = Element::builder("query", MUC_OWNER)
+            .append(Element::from(form))
+            .build();
+        let outcome = self.iq(Jid::from(room.clone()), true, query).await;
+        assert!(outcome.is_ok(), "configuring {room}: {outcome:?}");
+    }
+
+    /// Destroys `room` (we own it).
+    pub async fn destroy_room(&mut self, room: &BareJid) {
+        let query = Element::builder("query", MUC_OWNER)
+            .append(Element::builder("destroy", MUC_OWNER).build())
+            .build();
+        let outcome = self.iq(Jid::from(room.clone()), true, query).await;
+        assert!(outcome.is_ok(), "destroying {room}: {outcome:?}");
+    }
+
+    /// Says `body` in `room`; `payloads` go along (a reply, reactions).
+    pub async fn say(&mut self, room: &BareJid, body: Option<&str>, payloads: Vec<Element>) {
+        let mut m = Message::groupchat(Some(Jid::from(room.clone())));
+        if let Some(body) = body {
+            m.bodies.insert(Default::default(), body.to_owned());
+        }
+        m.payloads = payloads;
+        self.session.send(m).await;
+    }
+}
