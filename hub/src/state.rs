@@ -644,7 +644,7 @@ impl HubState {
             }
         };
         self.alert_actions.extend(decided);
-        Some(self.alert_messages())
+        Some(self.answer_alerting())
     }
 
     /// The messages after a person's ack, silence or rule: what they changed is saved at once
