@@ -530,12 +530,17 @@ impl HubState {
                 None => return out,
             },
         };
-        let body = self.engine.render(from.to_bare().as_str(), &reply);
-        let mut answer = Message::new(Some(from));
+        out.push(self.answer(from, type_, &reply));
+        out
+    }
+
+    /// `reply` rendered for its user, as a message of `type_` to `to`.
+    fn answer(&self, to: Jid, type_: MessageType, reply: &Reply) -> Action {
+        let body = self.engine.render(to.to_bare().as_str(), reply);
+        let mut answer = Message::new(Some(to));
         answer.type_ = type_;
         answer.bodies.insert(Default::default(), body);
-        out.push(Action::Message(answer));
-        out
+        Action::Message(answer)
     }
 
     /// An alerting command (docs/alerts.md) from a user: its answers go to `out` as plain text
@@ -662,13 +667,7 @@ impl HubState {
         let (Some(from), Some(body)) = (m.from.clone(), m.bodies.values().next()) else {
             return vec![];
         };
-        let text = self
-            .engine
-            .render(from.to_bare().as_str(), &Reply::unavailable(body));
-        let mut answer = Message::new(Some(from));
-        answer.type_ = m.type_;
-        answer.bodies.insert(Default::default(), text);
-        vec![Action::Message(answer)]
+        vec![self.answer(from, m.type_.clone(), &Reply::unavailable(body))]
     }
 
     /// The reply to a query, or `None` when it was buffered until the restore.

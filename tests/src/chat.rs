@@ -61,12 +61,17 @@ pub fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
     serde_json::from_str(m.bodies.values().next()?).ok()
 }
 
-/// Sends a query and returns the hub's reply (the first JSON reply carrying `debug.request`).
-pub async fn query(c: &mut TestClient, body: &str) -> Value {
+/// Sends `body` to the hub as a chat message.
+pub async fn tell_hub(c: &mut TestClient, body: &str) {
     let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
     m.type_ = MessageType::Chat;
     m.bodies.insert(Default::default(), body.to_string());
     c.session.send(m).await;
+}
+
+/// Sends a query and returns the hub's reply (the first JSON reply carrying `debug.request`).
+pub async fn query(c: &mut TestClient, body: &str) -> Value {
+    tell_hub(c, body).await;
     let want = body.to_string();
     c.next_matching(WAIT, "the hub's reply", move |e| {
         body_of(e, true).filter(|v| v["debug"]["request"].as_str() == Some(want.as_str()))

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::chat::{
-    body_of, collector_status, hub_online, is_event, next_event, query, user, user_of_hub, HUB,
+    body_of, collector_status, hub_online, is_event, next_event, query, tell_hub, user,
+    user_of_hub, HUB,
 };
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{muc, server_matrix, Kind, Server, TestClient};
@@ -563,7 +564,7 @@ async fn a_reaction_acks_and_acks_and_silences_survive_a_restart(kind: Kind) {
     let (acked, _) = u1
         .next_matching(WAIT, "the ack", |e| hub_says(e, "acked"))
         .await;
-    chat(&mut u1, "silence 2h web1.* kernel update").await;
+    tell_hub(&mut u1, "silence 2h web1.* kernel update").await;
     let (silenced, _) = u1
         .next_matching(WAIT, "the silence", |e| hub_says(e, "🔕"))
         .await;
@@ -572,7 +573,7 @@ async fn a_reaction_acks_and_acks_and_silences_survive_a_restart(kind: Kind) {
     hub.stop().await;
     let hub = InProcess::hub(&cfg);
     hub_online(&mut u1).await;
-    chat(&mut u1, "silences").await;
+    tell_hub(&mut u1, "silences").await;
     let (listed, _) = u1
         .next_matching(WAIT, "the silence after the restart", |e| {
             hub_says(e, "web1.*")
@@ -582,7 +583,7 @@ async fn a_reaction_acks_and_acks_and_silences_survive_a_restart(kind: Kind) {
         listed.contains("u1@localhost") && listed.contains("kernel update"),
         "{listed}"
     );
-    chat(&mut u1, "alerts").await;
+    tell_hub(&mut u1, "alerts").await;
     let (open, _) = u1
         .next_matching(WAIT, "the open alert, acked, after the restart", |e| {
             hub_says(e, "acked by u1@localhost")
@@ -640,12 +641,4 @@ async fn the_hub_rejoins_its_room_after_it_is_recreated_and_after_a_server_resta
         restarted.elapsed()
     );
     hub.stop().await;
-}
-
-/// Sends `body` to the hub as a chat message.
-async fn chat(c: &mut TestClient, body: &str) {
-    let mut m = Message::new(Some(Jid::new(HUB).unwrap()));
-    m.type_ = MessageType::Chat;
-    m.bodies.insert(Default::default(), body.to_owned());
-    c.session.send(m).await;
 }
