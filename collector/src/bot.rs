@@ -109,10 +109,6 @@ impl Collector {
                     // The server forgot our presence: announce everything again.
                     self.monitor.presence_lost();
                     self.announce(true).await;
-                    if let Some(hub) = self.cfg.hub.clone() {
-                        self.monitor.asks.record(&hub, now());
-                        self.session.send(Presence::subscribe().with_to(hub)).await;
-                    }
                     if !self.monitor.started() {
                         self.check_boot().await;
                     }
@@ -120,6 +116,16 @@ impl Collector {
                 self.flush_events().await;
             }
             Incoming::Suspended => self.monitor.set_online(false),
+            Incoming::Roster => {
+                // Ask the hub for a subscription only when the roster says it is not mutual
+                // yet: a restart then sends no subscription presence at all.
+                if let Some(hub) = self.cfg.hub.clone() {
+                    if !self.session.contacts().mutual(&hub) {
+                        self.monitor.asks.record(&hub, now());
+                        self.session.send(Presence::subscribe().with_to(hub)).await;
+                    }
+                }
+            }
             Incoming::Iq(req) => self.on_iq(req).await,
             Incoming::Presence(p) => self.on_presence(p).await,
             Incoming::Message(m) => self.on_message(m).await,
@@ -166,8 +172,18 @@ impl Collector {
         let acls = [&self.cfg.subscribers, &self.cfg.admins];
         let current = (self.monitor.is_online() && p.type_ == PresenceType::Subscribed)
             .then(|| self.monitor.presence(self.profile.caps.clone()));
+        let subscribed_to = self.session.contacts().subscribed_to(&from);
         let asks = &mut self.monitor.asks;
-        for reply in presence::subscription_replies(&p.type_, &from, &acls, current, asks, now()) {
+        let replies = presence::subscription_replies(
+            &p.type_,
+            &from,
+            &acls,
+            subscribed_to,
+            current,
+            asks,
+            now(),
+        );
+        for reply in replies {
             self.session.send(reply).await;
         }
     }

@@ -77,19 +77,21 @@ pub fn stanza(level: Level, summary: &str, caps: Caps) -> Presence {
 /// `access.subscribers` and `access.admins` — allows it) or approves our request. Approval is
 /// mutual: `subscribed` and a `subscribe` back. After `from` approves us we send it our presence (`current`, when
 /// online) — ejabberd records the +notify interest behind PEP only from presence sent after the
-/// approval. `asks` and `now`: a `subscribe` from a JID we asked lately (the hub, whose
+/// approval. `subscribed_to`: we already receive `from`'s presence (the roster says so), so
+/// no `subscribe` goes back. `asks` and `now`: a `subscribe` from a JID we asked lately (the hub, whose
 /// request crosses ours at start-up) is approved without asking back.
 pub fn subscription_replies(
     type_: &PresenceType,
     from: &BareJid,
     acls: &[&Acl],
+    subscribed_to: bool,
     current: Option<Presence>,
     asks: &mut RecentAsks,
     now: f64,
 ) -> Vec<Presence> {
     match type_ {
         PresenceType::Subscribe => {
-            let answer = answer_subscription(from, acls, asks, now);
+            let answer = answer_subscription(from, acls, subscribed_to, asks, now);
             match answer.approved {
                 true => tracing::info!(%from, "Subscription approved."),
                 false => tracing::warn!(%from, "Subscription refused: not in access.subscribers."),
@@ -202,6 +204,7 @@ mod tests {
                 &PresenceType::Subscribe,
                 &from,
                 yes,
+                false,
                 None,
                 &mut RecentAsks::default(),
                 0.0
@@ -216,6 +219,7 @@ mod tests {
                 &PresenceType::Subscribe,
                 &from,
                 no,
+                false,
                 None,
                 &mut RecentAsks::default(),
                 0.0
@@ -228,6 +232,7 @@ mod tests {
                 &PresenceType::Subscribed,
                 &from,
                 no,
+                false,
                 Some(ours),
                 &mut RecentAsks::default(),
                 0.0
@@ -238,6 +243,7 @@ mod tests {
             &PresenceType::Subscribed,
             &from,
             yes,
+            false,
             None,
             &mut RecentAsks::default(),
             0.0
@@ -247,6 +253,7 @@ mod tests {
             &PresenceType::Unsubscribe,
             &from,
             yes,
+            false,
             None,
             &mut RecentAsks::default(),
             0.0

@@ -97,6 +97,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 impl Hub {
     async fn on_event(&mut self, event: Incoming) {
         let t = now();
+        // Fresh before every stanza: how many event messages may go out depends on it.
+        self.state.observe_backlog(self.session.backlog(), t);
         let items = self.state.counters.notifications;
         let actions = match event {
             Incoming::Online { resumed } => self.state.on_online(resumed),
@@ -104,7 +106,15 @@ impl Hub {
                 self.state.on_suspended();
                 vec![]
             }
-            Incoming::Presence(p) => self.state.on_presence(p, t),
+            Incoming::Presence(p) => {
+                let contacts = self.session.contacts();
+                let seen = p
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| contacts.subscribed_to(&f.to_bare()));
+                self.state.on_presence(p, seen, t)
+            }
+            Incoming::Roster => vec![],
             Incoming::Message(m) => self.state.on_message(m, t),
             Incoming::Iq(req) => {
                 let me = Jid::from(self.session.jid().clone());

@@ -39,6 +39,9 @@ pub struct Collector {
     pub status: CollectorState,
     pub last_seen: Option<f64>,
     pub last_sample: Option<f64>,
+    /// When the hub received the latest fresh stats item (its own clock: the silence backstop
+    /// counts from here, so a server that delivers items late does not make them silent).
+    pub stats_arrived: Option<f64>,
     pub facts: Vec<(String, String)>,
     pub interval: f64,
     pub stats: Vec<(String, f64)>,
@@ -69,6 +72,7 @@ impl Registry {
             status: CollectorState::Unknown,
             last_seen: None,
             last_sample: None,
+            stats_arrived: None,
             facts: vec![],
             interval: DEFAULT_INTERVAL,
             stats: vec![],
@@ -151,6 +155,7 @@ impl Registry {
         }
         c.host = jabmon_shared::metric::host_label(host);
         c.last_sample = Some(timestamp);
+        c.stats_arrived = Some(now);
         c.last_seen = Some(now);
         c.stats = stats;
         true
@@ -165,7 +170,7 @@ impl Registry {
             .values()
             .filter(|c| c.status.is_alive())
             .filter(|c| {
-                let since = c.last_sample.or(c.last_seen).unwrap_or(now);
+                let since = c.stats_arrived.or(c.last_seen).unwrap_or(now);
                 now - since > c.interval * intervals as f64
             })
             .map(|c| c.jid.clone())
@@ -309,6 +314,20 @@ mod tests {
         assert_eq!(changes[0].to, CollectorState::Dead);
         assert_eq!(changes[0].host, "web1");
         assert!(r.silence(20.0, 3).is_empty(), "once");
+    }
+
+    #[test]
+    fn silence_counts_from_arrival_not_from_the_item_timestamp() {
+        let mut r = Registry::default();
+        r.presence(&web1(), UP, 0.0);
+        // A busy server delivers items 5 s after they were published (interval 2 s).
+        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 5.0));
+        assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 7.0));
+        assert!(
+            r.silence(12.9, 3).is_empty(),
+            "6 s after the last arrival, not 10.9"
+        );
+        assert_eq!(r.silence(13.1, 3).len(), 1);
     }
 
     #[test]

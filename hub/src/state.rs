@@ -336,7 +336,9 @@ impl HubState {
 
     // ---- presence -------------------------------------------------------------------------
 
-    pub fn on_presence(&mut self, p: Presence, now: f64) -> Vec<Action> {
+    /// A presence; `subscribed_to`: the roster says we already receive the sender's presence
+    /// (a `subscribe` from it is approved without asking back).
+    pub fn on_presence(&mut self, p: Presence, subscribed_to: bool, now: f64) -> Vec<Action> {
         if let Some(room) = self.rooms.on_presence(&p, now) {
             let presences = room.presences.into_iter().map(Action::Presence);
             return presences
@@ -350,7 +352,8 @@ impl HubState {
         match p.type_ {
             PresenceType::Subscribe => {
                 let acls = [&self.cfg.collectors, &self.cfg.users, &self.cfg.admins];
-                let answer = presence::answer_subscription(&bare, &acls, &mut self.asks, now);
+                let answer =
+                    presence::answer_subscription(&bare, &acls, subscribed_to, &mut self.asks, now);
                 match answer.approved {
                     true => tracing::info!(%bare, "Subscription approved."),
                     false => {
@@ -791,9 +794,7 @@ impl HubState {
             return vec![];
         }
         let alerts = self.alert_messages();
-        if self.throttle.holding() {
-            return alerts;
-        }
+        self.throttle.sent(alerts.len());
         let type_ = match self.cfg.hub.event_message_type {
             EventMessageType::Chat => MessageType::Chat,
             EventMessageType::Headline => MessageType::Headline,
@@ -801,8 +802,11 @@ impl HubState {
         let engine = &self.engine;
         let ready = self
             .delivery
-            .drain_ready(now, |user, key, n| engine.dropped_body(user, key, n));
+            .drain_ready(now, self.throttle.room(), |user, key, n| {
+                engine.dropped_body(user, key, n)
+            });
         self.counters.messages_out += ready.len() as u64;
+        self.throttle.sent(ready.len());
         let events = ready.into_iter().filter_map(|(user, _key, body)| {
             let to = BareJid::new(&user).ok()?;
             let mut m = Message::new(Some(Jid::from(to)));
@@ -814,13 +818,13 @@ impl HubState {
     }
 
     /// The session's backlog (stanzas the server has not taken yet), seen at `now`: logs the
-    /// start and end of a throttling episode, and holds event messages while it is deep.
+    /// start and end of a throttling episode, and sizes what event messages may go out.
     pub fn observe_backlog(&mut self, backlog: usize, now: f64) {
         match self.throttle.observe(backlog, now) {
             Some(Episode::Began { backlog }) => tracing::warn!(
                 backlog,
-                "The server reads the hub's stanzas slowly: its rate limit throttles the hub and \
-                 events reach users late or are dropped. Exempt the hub's JID: Prosody \
+                "The server reads the hub's stanzas slowly: its rate limit (or its load) throttles \
+                 the hub and events reach users late or are dropped. Exempt the hub's JID: Prosody \
                  `unlimited_jids` (limits), ejabberd `c2s_shaper` rule `none` (see \
                  docs/operations.md, \"Rate limits\")."
             ),
@@ -1050,7 +1054,7 @@ mod tests {
 
     /// Brings web1@x/a up through a caps lookup.
     fn collector_up(s: &mut HubState) {
-        let ask = s.on_presence(available("web1@x/a"), T);
+        let ask = s.on_presence(available("web1@x/a"), false, T);
         let [Action::Request { then, .. }] = &ask[..] else {
             panic!("expected one caps lookup, got {ask:?}");
         };
@@ -1077,14 +1081,14 @@ mod tests {
     #[test]
     fn a_collector_is_subscribed_to_once_per_stream_and_again_after_a_refusal() {
         let mut s = hub();
-        let ask = s.on_presence(available("web1@x/a"), T);
+        let ask = s.on_presence(available("web1@x/a"), false, T);
         let [Action::Request { then, .. }] = &ask[..] else {
             panic!("expected one caps lookup, got {ask:?}");
         };
         let answer = Ok(Some(forms::to_element(collector_info())));
         let up = s.on_answer(then.clone(), answer, T);
         assert_eq!(subscriptions(&up), [ns::STATS, ns::EVENTS]);
-        assert!(subscriptions(&s.on_presence(available("web1@x/a"), T + 1.0)).is_empty());
+        assert!(subscriptions(&s.on_presence(available("web1@x/a"), false, T + 1.0)).is_empty());
         let refused = Awaiting::Subscription {
             collector: BareJid::new("web1@x").unwrap(),
             node: ns::STATS.to_string(),
@@ -1100,7 +1104,7 @@ mod tests {
         let again = s.on_tick(T + 2.0 + SUBSCRIBE_RETRY);
         assert_eq!(subscriptions(&again), [ns::STATS, ns::EVENTS]);
         s.on_online(false);
-        let fresh = s.on_presence(available("web1@x/a"), T + 4.0);
+        let fresh = s.on_presence(available("web1@x/a"), false, T + 4.0);
         assert_eq!(subscriptions(&fresh), [ns::STATS, ns::EVENTS]);
     }
 
@@ -1154,8 +1158,10 @@ mod tests {
     fn a_bare_unavailable_keeps_an_available_collector_alive() {
         let mut s = hub();
         collector_up(&mut s);
-        assert!(s.on_presence(unavailable("web1@x"), T + 1.0).is_empty());
-        let gone = s.on_presence(unavailable("web1@x/a"), T + 2.0);
+        assert!(s
+            .on_presence(unavailable("web1@x"), false, T + 1.0)
+            .is_empty());
+        let gone = s.on_presence(unavailable("web1@x/a"), false, T + 2.0);
         assert_eq!(published(&gone), ["dead"]);
     }
 
@@ -1175,7 +1181,7 @@ mod tests {
     #[test]
     fn caps_of_a_non_collector_never_make_it_one() {
         let mut s = hub();
-        let ask = s.on_presence(available("web1@x/phone"), T);
+        let ask = s.on_presence(available("web1@x/phone"), false, T);
         let [Action::Request { then, .. }] = &ask[..] else {
             panic!("expected a caps lookup");
         };

@@ -1,23 +1,21 @@
-//! Noticing that the server throttles the hub (pure). A server's per-client rate limit
-//! (Prosody's `limits`, ejabberd's `c2s_shaper`) makes it read the hub's socket slowly, so the
-//! stanzas the server has not taken yet — the session's backlog — grow. The hub says so once
-//! per episode (log and the `collectors` note, naming the setting to change), and while the
-//! backlog is deep it holds event messages back in the users' own queues, where the delivery
-//! rules drop and count them, so that its reading never waits on a full outgoing queue.
+//! Noticing that the server throttles the hub, and pacing event messages to what it takes
+//! (pure). A server's per-client rate limit (Prosody's `limits`, ejabberd's `c2s_shaper`) — or a
+//! server too busy to keep up — reads the hub's socket slowly, so the stanzas the server has not
+//! taken yet — the session's backlog — grow. The hub says so once per episode (log and the
+//! `collectors` note, naming the setting to change), and sends event messages only while the
+//! backlog is under a window: the rest wait in the users' own queues, where the delivery rules
+//! drop and count them, so that its reading never waits on a full outgoing queue. Events keep
+//! flowing at the rate the server takes stanzas; they are never held until the backlog is gone.
 
 /// Backlog that counts as "growing": more than a burst of one tick's worth at normal rates.
 pub const NOTICE_AT: usize = 64;
 /// How long the backlog must stay at [`NOTICE_AT`] or more before the hub says it is throttled.
 pub const NOTICE_AFTER_SECS: f64 = 3.0;
-/// Backlog at which event messages are held back ...
-pub const HOLD_AT: usize = 1024;
-/// ... until it is down to this.
-pub const RELEASE_AT: usize = 256;
-/// While an episode lasts, event messages are held already at this backlog ...
-pub const THROTTLED_HOLD_AT: usize = NOTICE_AT;
-/// ... until it is down to this: what the hub answers (commands, queries) then waits behind a
-/// few dozen stanzas, not a thousand (seconds, not minutes, at ejabberd's stock 3,000 B/s).
-pub const THROTTLED_RELEASE_AT: usize = 16;
+/// Backlog up to which event messages go out ...
+pub const WINDOW: usize = 1024;
+/// ... and during an episode: what the hub answers (commands, queries) then waits behind a few
+/// dozen stanzas, not a thousand (seconds, not minutes, at ejabberd's stock 3,000 B/s).
+pub const THROTTLED_WINDOW: usize = NOTICE_AT;
 /// How long the backlog must stay under [`NOTICE_AT`] before the episode is over.
 pub const CLEAR_AFTER_SECS: f64 = 30.0;
 
@@ -36,29 +34,20 @@ pub struct Throttle {
     growing_since: Option<f64>,
     calm_since: Option<f64>,
     throttled: bool,
-    holding: bool,
+    backlog: usize,
     peak: usize,
 }
 
 impl Throttle {
     /// Records the backlog seen at `now`; returns the start or end of an episode.
     pub fn observe(&mut self, backlog: usize, now: f64) -> Option<Episode> {
-        let (hold_at, release_at) = if self.throttled {
-            (THROTTLED_HOLD_AT, THROTTLED_RELEASE_AT)
-        } else {
-            (HOLD_AT, RELEASE_AT)
-        };
-        self.holding = if self.holding {
-            backlog > release_at
-        } else {
-            backlog >= hold_at
-        };
+        self.backlog = backlog;
         if backlog >= NOTICE_AT {
             self.calm_since = None;
             let since = *self.growing_since.get_or_insert(now);
             if self.throttled {
                 self.peak = self.peak.max(backlog);
-            } else if now - since >= NOTICE_AFTER_SECS || self.holding {
+            } else if now - since >= NOTICE_AFTER_SECS || backlog >= WINDOW {
                 self.throttled = true;
                 self.peak = backlog;
                 return Some(Episode::Began { backlog });
@@ -74,9 +63,20 @@ impl Throttle {
         None
     }
 
-    /// Whether event messages wait in the users' queues rather than go out now.
-    pub fn holding(&self) -> bool {
-        self.holding
+    /// How many event messages may go out now: what keeps the backlog under the window.
+    pub fn room(&self) -> usize {
+        let window = if self.throttled {
+            THROTTLED_WINDOW
+        } else {
+            WINDOW
+        };
+        window.saturating_sub(self.backlog)
+    }
+
+    /// Counts messages just handed to the session (the backlog grows by them until the next
+    /// observation).
+    pub fn sent(&mut self, n: usize) {
+        self.backlog += n;
     }
 
     /// The note for the `collectors` command while an episode lasts.
@@ -103,7 +103,8 @@ mod tests {
         assert_eq!(t.observe(500, 2.0), None);
         assert_eq!(t.observe(3, 2.5), None);
         assert_eq!(t.observe(500, 4.0), None, "the clock starts again");
-        assert!(t.note().is_none() && !t.holding());
+        assert!(t.note().is_none());
+        assert_eq!(t.room(), WINDOW - 500);
     }
 
     #[test]
@@ -122,40 +123,52 @@ mod tests {
     }
 
     #[test]
-    fn a_deep_backlog_holds_at_once_with_hysteresis() {
+    fn events_fill_the_window_and_the_window_narrows_during_an_episode() {
         let mut t = Throttle::default();
-        assert_eq!(
-            t.observe(HOLD_AT, 0.0),
-            Some(Episode::Began { backlog: HOLD_AT })
-        );
-        assert!(t.holding());
-        t.observe(RELEASE_AT, 1.0);
-        assert!(t.holding(), "held until the backlog is well down");
-        t.observe(THROTTLED_RELEASE_AT, 2.0);
-        assert!(!t.holding());
-        t.observe(HOLD_AT - 1, 3.0);
-        assert!(t.holding(), "during the episode the hub holds much earlier");
-    }
-
-    #[test]
-    fn during_an_episode_events_are_held_at_a_shallow_backlog() {
-        let mut t = Throttle::default();
+        assert_eq!(t.room(), WINDOW);
         t.observe(NOTICE_AT, 0.0);
-        assert!(!t.holding(), "not yet throttled: only a deep backlog holds");
+        assert_eq!(
+            t.room(),
+            WINDOW - NOTICE_AT,
+            "not yet throttled: the wide window"
+        );
+        t.sent(10);
+        assert_eq!(
+            t.room(),
+            WINDOW - NOTICE_AT - 10,
+            "what was just sent counts"
+        );
         assert_eq!(
             t.observe(NOTICE_AT, 3.0),
             Some(Episode::Began { backlog: NOTICE_AT })
         );
-        t.observe(THROTTLED_HOLD_AT, 3.5);
-        assert!(t.holding());
-        t.observe(THROTTLED_RELEASE_AT + 1, 4.0);
-        assert!(t.holding());
-        t.observe(THROTTLED_RELEASE_AT, 4.5);
-        assert!(!t.holding());
-        for (i, b) in [10, 10].into_iter().enumerate() {
-            t.observe(b, 5.0 + i as f64 * CLEAR_AFTER_SECS);
-        }
-        t.observe(THROTTLED_HOLD_AT, 70.0);
-        assert!(!t.holding(), "after the episode the deep threshold is back");
+        assert_eq!(
+            t.room(),
+            0,
+            "throttled: nothing more at a full narrow window"
+        );
+        t.observe(THROTTLED_WINDOW - 5, 4.0);
+        assert_eq!(
+            t.room(),
+            5,
+            "a server that takes stanzas slowly still gets events"
+        );
+        t.observe(10, 5.0);
+        t.observe(10, 5.0 + CLEAR_AFTER_SECS);
+        assert_eq!(
+            t.room(),
+            WINDOW - 10,
+            "after the episode the wide window is back"
+        );
+    }
+
+    #[test]
+    fn a_backlog_past_the_window_is_an_episode_at_once() {
+        let mut t = Throttle::default();
+        assert_eq!(
+            t.observe(WINDOW, 0.0),
+            Some(Episode::Began { backlog: WINDOW })
+        );
+        assert_eq!(t.room(), 0);
     }
 }

@@ -59,17 +59,19 @@ impl RecentAsks {
 }
 
 /// Answers a `subscribe` from `from` at `now`: approved when any of `acls` allows it, with a
-/// `subscribe` back unless `asks` says we asked `from` lately (then recorded in `asks`).
+/// `subscribe` back unless we already receive `from`'s presence (`subscribed_to`, from the
+/// roster) or `asks` says we asked `from` lately (then recorded in `asks`).
 pub fn answer_subscription(
     from: &BareJid,
     acls: &[&Acl],
+    subscribed_to: bool,
     asks: &mut RecentAsks,
     now: f64,
 ) -> SubscriptionAnswer {
     let approved = acls.iter().any(|acl| acl.allows(from));
     let presences = if approved {
         let mut p = vec![Presence::subscribed().with_to(from.clone())];
-        if !asks.asked_lately(from, now) {
+        if !subscribed_to && !asks.asked_lately(from, now) {
             asks.record(from, now);
             p.push(Presence::subscribe().with_to(from.clone()));
         }
@@ -101,7 +103,7 @@ mod tests {
         let users = Acl::parse(&["ops@x".into()]).unwrap();
         let none = Acl::default();
         let mut asks = RecentAsks::default();
-        let yes = answer_subscription(&ops, &[&none, &users], &mut asks, 100.0);
+        let yes = answer_subscription(&ops, &[&none, &users], false, &mut asks, 100.0);
         assert!(yes.approved);
         let types: Vec<PresenceType> = yes.presences.iter().map(|p| p.type_.clone()).collect();
         assert_eq!(types, [PresenceType::Subscribed, PresenceType::Subscribe]);
@@ -110,7 +112,7 @@ mod tests {
             .iter()
             .all(|p| p.to == Some(ops.clone().into())));
         let eve = BareJid::new("eve@x").unwrap();
-        let no = answer_subscription(&eve, &[&none, &users], &mut asks, 100.0);
+        let no = answer_subscription(&eve, &[&none, &users], false, &mut asks, 100.0);
         assert!(!no.approved);
         assert_eq!(no.presences.len(), 1);
         assert_eq!(no.presences[0].type_, PresenceType::Unsubscribed);
@@ -126,14 +128,25 @@ mod tests {
         let types = |a: SubscriptionAnswer| -> Vec<PresenceType> {
             a.presences.into_iter().map(|p| p.type_).collect()
         };
-        let answer = answer_subscription(&hub, &[&allows], &mut asks, 11.0);
+        let answer = answer_subscription(&hub, &[&allows], false, &mut asks, 11.0);
         assert_eq!(types(answer), [PresenceType::Subscribed]);
         // Long after: a new request is asked back again.
-        let later = answer_subscription(&hub, &[&allows], &mut asks, 10.0 + ASK_MEMORY_SECS);
+        let later = answer_subscription(&hub, &[&allows], false, &mut asks, 10.0 + ASK_MEMORY_SECS);
         assert_eq!(
             types(later),
             [PresenceType::Subscribed, PresenceType::Subscribe]
         );
         assert!(asks.asked_lately(&hub, 71.0));
+    }
+
+    #[test]
+    fn a_contact_we_already_see_is_not_asked_back() {
+        let web1 = BareJid::new("web1@x").unwrap();
+        let allows = Acl::parse(&["web1@x".into()]).unwrap();
+        let mut asks = RecentAsks::default();
+        let answer = answer_subscription(&web1, &[&allows], true, &mut asks, 1.0);
+        let types: Vec<PresenceType> = answer.presences.into_iter().map(|p| p.type_).collect();
+        assert_eq!(types, [PresenceType::Subscribed]);
+        assert!(!asks.asked_lately(&web1, 1.0));
     }
 }

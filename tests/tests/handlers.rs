@@ -285,7 +285,7 @@ proptest! {
                     let mut p = Presence::available();
                     p.from = from;
                     p.payloads = payloads;
-                    hub.on_presence(p, now)
+                    hub.on_presence(p, false, now)
                 }
             };
             prop_assert!(actions.len() <= 64, "{} actions for one stanza", actions.len());

@@ -15,6 +15,7 @@
 pub mod backlog;
 pub mod backoff;
 pub mod connector;
+pub mod contacts;
 pub mod discarded;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
+use xmpp_parsers::roster::Roster;
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::version::{VersionQuery, VersionResult};
@@ -41,6 +43,7 @@ use crate::config::XmppConfig;
 use backlog::Backlog;
 use backoff::Backoff;
 use connector::Connector;
+use contacts::Contacts;
 
 /// Stanzas queued in each direction before [`Session::send`] (or the server's side) waits.
 /// Deep enough that a throttled hub keeps reading while it notices the backlog and holds
@@ -77,6 +80,9 @@ pub enum Incoming {
     Iq(IqRequest),
     Presence(Presence),
     Message(Message),
+    /// The roster asked for with [`Session::request_roster`] came in: [`Session::contacts`]
+    /// is current (and kept so through roster pushes).
+    Roster,
 }
 
 /// An incoming IQ get or set.
@@ -120,6 +126,10 @@ pub struct Session {
     pending: HashMap<String, PendingIq>,
     /// What we sent that the server has not taken yet (see [`Session::backlog`]).
     backlog: Mutex<Backlog<StanzaToken>>,
+    /// Our roster's subscription states (see [`Session::contacts`]).
+    contacts: Contacts,
+    /// The answer to [`Session::request_roster`], while it is awaited.
+    roster_answer: Option<oneshot::Receiver<IqOutcome>>,
 }
 
 /// An IQ we sent and wait for: whom it was sent to, and who waits for the outcome.
@@ -150,6 +160,8 @@ impl Session {
             hide_os: cfg.hide_os,
             pending: HashMap::new(),
             backlog: Mutex::new(Backlog::default()),
+            contacts: Contacts::default(),
+            roster_answer: None,
         })
     }
 
@@ -167,6 +179,25 @@ impl Session {
             let event = tokio::select! {
                 event = self.stream.next() => event?,
                 () = sleep_until_some(summary_due) => continue,
+                answer = roster_answer(&mut self.roster_answer) => {
+                    self.roster_answer = None;
+                    match answer {
+                        Ok(Ok(Some(payload))) => match Roster::try_from(payload) {
+                            Ok(roster) => {
+                                self.contacts.load(roster);
+                                return Some(Incoming::Roster);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "The server's roster could not be read."),
+                        },
+                        Ok(Ok(None)) => {
+                            self.contacts.load(Roster { ver: None, items: vec![] });
+                            return Some(Incoming::Roster);
+                        }
+                        Ok(Err(IqFailure::Lost)) | Err(_) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "The server refused the roster."),
+                    }
+                    continue;
+                }
             };
             match event {
                 StreamEvent::Stream(StreamState::Reset {
@@ -175,6 +206,7 @@ impl Session {
                 }) => {
                     let acks = features.stream_management.is_some();
                     self.with_backlog(|b| b.reset(acks));
+                    self.contacts.forget();
                     if let Ok(full) = bound_jid.try_into_full() {
                         self.jid = full;
                     }
@@ -280,6 +312,10 @@ impl Session {
                     .as_ref()
                     .is_none_or(|f| f.to_bare() == self.jid.to_bare());
                 if own && req.payload.is("query", xmpp_parsers::ns::ROSTER) {
+                    match Roster::try_from(req.payload.clone()) {
+                        Ok(push) => self.contacts.push(push),
+                        Err(e) => tracing::warn!(error = %e, "A roster push could not be read."),
+                    }
                     self.reply(&req, Ok(None)).await;
                     return None;
                 }
@@ -311,13 +347,18 @@ impl Session {
 
     /// Asks for the roster, which makes this resource "interested" (RFC 6121 §2.1.6):
     /// only then does the server deliver subscription approvals and roster pushes to it.
+    /// [`Incoming::Roster`] says when the answer is in [`Session::contacts`].
     pub async fn request_roster(&mut self) {
-        let query = xmpp_parsers::roster::Roster {
+        let query = Roster {
             ver: None,
             items: vec![],
         };
-        // The answer itself is not needed: asking is what makes the resource interested.
-        drop(self.request(None, false, query.into()).await);
+        self.roster_answer = Some(self.request(None, false, query.into()).await);
+    }
+
+    /// Our roster's subscription states, from the last roster result and the pushes since.
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
     }
 
     /// Queues a stanza for sending. Returns once it is queued (not once it is written), so a
@@ -408,6 +449,16 @@ impl Session {
 async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The roster answer when one is awaited; pending forever otherwise.
+async fn roster_answer(
+    waiting: &mut Option<oneshot::Receiver<IqOutcome>>,
+) -> Result<IqOutcome, oneshot::error::RecvError> {
+    match waiting {
+        Some(rx) => rx.await,
         None => std::future::pending().await,
     }
 }

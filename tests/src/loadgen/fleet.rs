@@ -91,9 +91,12 @@ pub async fn collector(
                     if !resumed {
                         session.request_roster().await;
                         session.send(presence(&profile, away)).await;
-                        let hub = Jid::from(fleet.hub.clone());
-                        session.send(Presence::subscribe().with_to(hub)).await;
                     }
+                }
+                // As the collector: ask the hub only when the roster is not mutual yet.
+                Some(Incoming::Roster) if !session.contacts().mutual(&fleet.hub) => {
+                    let hub = Jid::from(fleet.hub.clone());
+                    session.send(Presence::subscribe().with_to(hub)).await;
                 }
                 Some(Incoming::Suspended) => online = false,
                 Some(Incoming::Iq(req)) => answer(&session, &profile, &req).await,

@@ -46,7 +46,8 @@ pub struct Options {
     pub warmup: f64,
     /// Collectors logging in at once.
     pub logins: usize,
-    /// `pubsub#persist_items` as a publish-option (`None`: not sent, the server's default).
+    /// `pubsub#persist_items` as a publish-option: `false` by default, as the collector
+    /// publishes stats (`None`: not sent, the server's default).
     pub persist_items: Option<bool>,
     /// Extra Lua lines for Prosody's global section.
     pub prosody_extra: String,
@@ -69,7 +70,7 @@ impl Default for Options {
             seconds: 60.0,
             warmup: 10.0,
             logins: 100,
-            persist_items: None,
+            persist_items: Some(false),
             prosody_extra: String::new(),
             acl_list: true,
             alive_limit: 180.0,
