@@ -17,6 +17,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use crate::alerts::{self, Alerts, Target};
 use crate::collectors::{Change, Registry, Seen};
+use crate::commands::silence::OpenForms;
 use crate::commands::{Context, HubCommand};
 use crate::config::{Config, EventMessageType};
 use crate::counters::Counters;
@@ -109,6 +110,8 @@ pub struct HubState {
     alerts_changed: bool,
     /// The MUC rooms alerts go to.
     rooms: Rooms,
+    /// `silence` forms handed out and not answered yet.
+    silence_forms: OpenForms,
     online: bool,
     shutting_down: bool,
     last_tick: f64,
@@ -144,6 +147,7 @@ impl HubState {
             alert_actions: Vec::new(),
             alerts_changed: false,
             rooms: Rooms::new(cfg.rooms.clone()),
+            silence_forms: OpenForms::default(),
             delivery: Delivery::new(
                 cfg.hub.max_events_per_second_per_user,
                 cfg.hub.max_queued_events_per_user,
@@ -901,7 +905,7 @@ impl HubState {
         let refused = |c: DefinedCondition| stanza_error(c, None);
         if req.set {
             if let Ok(cmd) = adhoc::Command::try_from(req.payload.clone()) {
-                return self.command(user.as_ref(), &cmd.node, now);
+                return self.command(user.as_ref(), &cmd, now);
             }
             return (Err(refused(DefinedCondition::ServiceUnavailable)), vec![]);
         }
@@ -922,7 +926,12 @@ impl HubState {
         (Err(refused(DefinedCondition::ServiceUnavailable)), vec![])
     }
 
-    fn command(&mut self, user: Option<&BareJid>, node: &str, now: f64) -> (IqAnswer, Vec<Action>) {
+    fn command(
+        &mut self,
+        user: Option<&BareJid>,
+        request: &adhoc::Command,
+        now: f64,
+    ) -> (IqAnswer, Vec<Action>) {
         let Some(user) = user else {
             let text = "Only the hub's users may run its commands.";
             return (
@@ -930,7 +939,7 @@ impl HubState {
                 vec![],
             );
         };
-        let Some(cmd) = HubCommand::from_node(node) else {
+        let Some(cmd) = HubCommand::from_node(&request.node) else {
             let text = "No such command.";
             return (
                 Err(stanza_error(DefinedCondition::ItemNotFound, Some(text))),
@@ -946,11 +955,18 @@ impl HubState {
             caps_pending: self.roster.caps_pending(),
             uptime: now - self.started.unwrap_or(now),
             user,
+            request,
+            alerts: &mut self.alerts,
+            alert_actions: &mut self.alert_actions,
+            silence_forms: &mut self.silence_forms,
             now,
         };
-        let result = cmd.execute(ctx);
-        let save = cmd.changes_registrations().then_some(Action::Save);
-        (Ok(Some(result)), save.into_iter().collect())
+        let result = cmd.execute(ctx).map(Some);
+        let mut actions = self.answer_alerting();
+        if cmd.changes_registrations() && !actions.iter().any(|a| matches!(a, Action::Save)) {
+            actions.insert(0, Action::Save);
+        }
+        (result, actions)
     }
 }
 
@@ -960,6 +976,7 @@ mod tests {
     use jabmon_shared::config::RawConfig;
     use jabmon_shared::ns;
     use std::collections::HashMap;
+    use xmpp_parsers::data_forms::{DataForm, DataFormType};
     use xmpp_parsers::disco::Identity;
 
     const T: f64 = 1_000.0;
@@ -1298,5 +1315,57 @@ mod tests {
             answer.unwrap_err().defined_condition,
             DefinedCondition::ItemNotFound
         );
+    }
+
+    #[test]
+    fn the_silence_form_sets_a_silence_that_chat_lists_and_saves_it() {
+        let mut s = hub();
+        let me = jid("hub@x/r");
+        let stage = |sessionid: Option<String>, form: Option<DataForm>| IqRequest {
+            from: Some(jid("ops@x/r")),
+            id: "1".into(),
+            set: true,
+            payload: adhoc::Command {
+                node: "silence".into(),
+                sessionid,
+                action: Some("complete".into()),
+                status: None,
+                actions: None,
+                notes: vec![],
+                form,
+            }
+            .to_element(),
+        };
+        let (answer, _) = s.on_iq(&stage(None, None), &me, T);
+        let first = adhoc::Command::try_from(answer.unwrap().unwrap()).unwrap();
+        assert_eq!(first.status.as_deref(), Some("executing"));
+        let sessionid = first.sessionid.clone().unwrap();
+        let mut form = first.form.unwrap();
+        form.type_ = DataFormType::Submit;
+        form.fields[1].values = vec!["web1.*".into()];
+        form.fields[2].values = vec!["0".into()];
+        let (answer, _) = s.on_iq(&stage(Some(sessionid.clone()), Some(form.clone())), &me, T);
+        assert_eq!(
+            answer.unwrap_err().defined_condition,
+            DefinedCondition::BadRequest,
+            "a zero duration is refused"
+        );
+        form.fields[2].values = vec!["2h".into()];
+        let (answer, actions) =
+            s.on_iq(&stage(Some(sessionid.clone()), Some(form.clone())), &me, T);
+        let done = adhoc::Command::try_from(answer.unwrap().unwrap()).unwrap();
+        assert_eq!(done.status.as_deref(), Some("completed"));
+        assert!(done.notes[0]
+            .text
+            .starts_with("🔕 silence s1 on web1.* for 2 h by ops@x"));
+        assert!(matches!(actions[..], [Action::Save]), "{actions:?}");
+        let (answer, _) = s.on_iq(&stage(Some(sessionid), Some(form)), &me, T);
+        assert_eq!(
+            answer.unwrap_err().defined_condition,
+            DefinedCondition::BadRequest,
+            "the session ended with the silence"
+        );
+        let listed = bodies(&s.on_message(chat("ops@x/r", "silences"), T));
+        assert!(listed[0].starts_with("s1 web1.* for 2 h"), "{listed:?}");
     }
 }

@@ -642,3 +642,109 @@ async fn the_hub_rejoins_its_room_after_it_is_recreated_and_after_a_server_resta
     );
     hub.stop().await;
 }
+
+server_matrix!(
+    #[tokio::test]
+    ack_by_id_and_a_silence_from_the_ad_hoc_form
+);
+/// `ack 1` in chat from a hub user acks the alert for everyone on its route; the ad-hoc
+/// `silence` form refuses a zero duration, naming the field, then sets a silence that `silences`
+/// lists with who set it.
+async fn ack_by_id_and_a_silence_from_the_ad_hoc_form(kind: Kind) {
+    use jabmon_shared::adhoc::Command;
+    use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+
+    let net = network(kind);
+    let cfg = alerting_hub(
+        &net.server,
+        "file",
+        &format!("{IDLE_RULE}users = [\"u1@localhost\"]\n"),
+    );
+    let hub = InProcess::hub(&cfg);
+    let mut u1 = user_of_hub(&net.server, "u1").await;
+    let (alert, _) = u1
+        .next_matching(WAIT, "the alert", |e| hub_says(e, "idle-seen"))
+        .await;
+    assert!(alert.contains("#1"), "{alert}");
+    tell_hub(&mut u1, "ack 1").await;
+    let (acked, _) = u1
+        .next_matching(WAIT, "the ack", |e| hub_says(e, "acked #1"))
+        .await;
+    assert!(acked.contains("u1@localhost"), "{acked}");
+
+    let stage = |sessionid: Option<String>, fields: &[(&str, &str)]| -> minidom::Element {
+        let form = (!fields.is_empty()).then(|| DataForm {
+            type_: DataFormType::Submit,
+            title: None,
+            instructions: None,
+            fields: fields
+                .iter()
+                .map(|(k, v)| Field::text_single(k, v))
+                .collect(),
+        });
+        Command {
+            node: "silence".into(),
+            sessionid,
+            action: Some(
+                if form.is_some() {
+                    "complete"
+                } else {
+                    "execute"
+                }
+                .into(),
+            ),
+            status: None,
+            actions: None,
+            notes: vec![],
+            form,
+        }
+        .into()
+    };
+    let hub_jid = Jid::new("hub@localhost/hub").unwrap();
+    let first = u1.iq(hub_jid.clone(), true, stage(None, &[])).await;
+    let first = Command::try_from(first.unwrap().unwrap()).unwrap();
+    assert_eq!(first.status.as_deref(), Some("executing"));
+    let sessionid = first.sessionid.clone();
+    let refused = u1
+        .iq(
+            hub_jid.clone(),
+            true,
+            stage(
+                sessionid.clone(),
+                &[("matcher", "web1.*"), ("duration", "0")],
+            ),
+        )
+        .await;
+    let Err(jabmon_shared::session::IqFailure::Error(e)) = refused else {
+        panic!("a zero duration must be refused: {refused:?}");
+    };
+    let text = e.texts.values().next().cloned().unwrap_or_default();
+    assert!(text.contains("For how long"), "{text}");
+    let done = u1
+        .iq(
+            hub_jid,
+            true,
+            stage(
+                sessionid,
+                &[
+                    ("matcher", "web1.*"),
+                    ("duration", "1h"),
+                    ("comment", "disk swap"),
+                ],
+            ),
+        )
+        .await;
+    let done = Command::try_from(done.unwrap().unwrap()).unwrap();
+    assert_eq!(done.status.as_deref(), Some("completed"));
+    assert!(
+        done.notes[0].text.contains("🔕 silence s1 on web1.*"),
+        "{done:?}"
+    );
+    tell_hub(&mut u1, "silences").await;
+    let (listed, _) = u1
+        .next_matching(WAIT, "the silence listed", |e| hub_says(e, "s1 web1.*"))
+        .await;
+    assert!(listed.contains("by u1@localhost: disk swap"), "{listed}");
+    eprintln!("{alert}\n{acked}\n{}\n{listed}", done.notes[0].text);
+    hub.stop().await;
+}

@@ -528,6 +528,27 @@ impl Alerts {
         self.finish(now, out)
     }
 
+    /// A silence set through the ad-hoc `silence` form: the answer's text (for the form's
+    /// note, not sent as a message) and what to do (a save).
+    pub fn silence_from_form(
+        &mut self,
+        sender: &Sender,
+        secs: f64,
+        matcher: String,
+        comment: String,
+        now: f64,
+    ) -> (String, Vec<Action>) {
+        if !sender.allowed {
+            let text = format!(
+                "⛔ {} may not silence alerts: only the hub's users and admins may",
+                sender.who
+            );
+            return (text, self.finish(now, vec![]));
+        }
+        let text = self.silence(sender, secs, matcher, comment, now);
+        (text, self.finish(now, vec![]))
+    }
+
     /// A reply (XEP-0461) to message `message_id`: acks the alerts that message told. `None`
     /// when the message was not an alert (the caller handles the reply as usual).
     pub fn on_reply(&mut self, sender: &Sender, message_id: &str, now: f64) -> Option<Vec<Action>> {
@@ -1395,7 +1416,8 @@ impl Alerts {
         lines.join("\n")
     }
 
-    fn list_silences(&self, now: f64) -> String {
+    /// The silences in force, one line each (`silences` in chat), or `No silences.`
+    pub fn list_silences(&self, now: f64) -> String {
         let active: Vec<String> = self
             .silences
             .iter()

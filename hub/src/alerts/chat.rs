@@ -51,6 +51,39 @@ pub const MAX_MATCHER_CHARS: usize = 200;
 /// Longest silence comment.
 pub const MAX_COMMENT_CHARS: usize = 500;
 
+/// A silence's duration (`2h`, `30m`): longer than zero. The chat command and the ad-hoc
+/// `silence` form both check with it (the book checks the upper bound, `max_silence`).
+pub fn silence_duration(text: &str) -> Result<f64, String> {
+    let secs = parse_secs(text)?;
+    if secs > 0.0 {
+        Ok(secs)
+    } else {
+        Err("a silence must last longer than zero".into())
+    }
+}
+
+/// A silence matcher: not empty, at most [`MAX_MATCHER_CHARS`].
+pub fn check_matcher(matcher: &str) -> Result<(), String> {
+    match matcher.chars().count() {
+        0 => Err("a silence needs a matcher such as web1.*".into()),
+        n if n > MAX_MATCHER_CHARS => Err(format!(
+            "a matcher may have at most {MAX_MATCHER_CHARS} characters"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A silence comment: at most [`MAX_COMMENT_CHARS`].
+pub fn check_comment(comment: &str) -> Result<(), String> {
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        Err(format!(
+            "a comment may have at most {MAX_COMMENT_CHARS} characters"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// A command that does not parse; answered like the query language's 400s.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{message} at column {column}")]
@@ -226,25 +259,12 @@ fn command(lx: &mut Lexer<'_>, first: &str, limits: &Limits) -> Result<ChatComma
         }
         "silence" => {
             let (at, d) = lx.require("a duration such as 2h")?;
-            let secs = parse_secs(d).map_err(|e| lx.error(at, e))?;
-            if secs == 0.0 {
-                return Err(lx.error(at, "a silence must last longer than zero"));
-            }
+            let secs = silence_duration(d).map_err(|e| lx.error(at, e))?;
             let (at, matcher) = lx.require("a matcher such as web1.*")?;
-            if matcher.chars().count() > MAX_MATCHER_CHARS {
-                return Err(lx.error(
-                    at,
-                    format!("a matcher may have at most {MAX_MATCHER_CHARS} characters"),
-                ));
-            }
+            check_matcher(matcher).map_err(|e| lx.error(at, e))?;
             lx.skip_ws();
             let comment = lx.src[lx.pos..].trim().to_owned();
-            if comment.chars().count() > MAX_COMMENT_CHARS {
-                return Err(lx.error(
-                    lx.pos,
-                    format!("a comment may have at most {MAX_COMMENT_CHARS} characters"),
-                ));
-            }
+            check_comment(&comment).map_err(|e| lx.error(lx.pos, e))?;
             lx.pos = lx.src.len();
             ChatCommand::Silence {
                 secs,

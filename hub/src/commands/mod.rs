@@ -1,26 +1,35 @@
-//! The hub's ad-hoc commands (XEP-0050), one file each; all complete in one stage.
-//! `collectors` and `stats` are for every user; `queries` and `delete-queries` act on the
-//! caller's own registrations only.
+//! The hub's ad-hoc commands (XEP-0050), one file each. All but `silence` (a form, two
+//! stages) complete in one stage. `collectors` and `stats` are for every user; `queries` and
+//! `delete-queries` act on the caller's own registrations only; `silence` sets a silence in
+//! the alert book as the chat command does.
+
+// A refused stage is answered with the `StanzaError` itself, once per request: boxing it
+// would buy nothing.
+#![allow(clippy::result_large_err)]
 
 pub mod collectors;
 pub mod delete_queries;
 pub mod queries;
+pub mod silence;
 pub mod stats;
 
 use jabmon_shared::adhoc::{Command, Note};
 use minidom::Element;
 use xmpp_parsers::jid::BareJid;
+use xmpp_parsers::stanza_error::StanzaError;
 
+use crate::alerts::{self, Alerts};
 use crate::collectors::Registry;
 use crate::counters::Counters;
 use crate::delivery::Delivery;
 use crate::query::Engine;
 
 /// The hub's commands, in disco order: (node, title).
-pub const NODES: [(&str, &str); 4] = [
+pub const NODES: [(&str, &str); 5] = [
     ("collectors", "List collectors and their status"),
     ("queries", "List my queries"),
     ("delete-queries", "Delete all my queries"),
+    (silence::NODE, "Silence alerts"),
     ("stats", "Hub statistics"),
 ];
 
@@ -30,6 +39,7 @@ pub enum HubCommand {
     Collectors,
     Queries,
     DeleteQueries,
+    Silence,
     Stats,
 }
 
@@ -40,6 +50,7 @@ impl HubCommand {
             "collectors" => Some(HubCommand::Collectors),
             "queries" => Some(HubCommand::Queries),
             "delete-queries" => Some(HubCommand::DeleteQueries),
+            silence::NODE => Some(HubCommand::Silence),
             "stats" => Some(HubCommand::Stats),
             _ => None,
         }
@@ -65,13 +76,19 @@ pub struct Context<'a> {
     pub uptime: f64,
     /// The caller.
     pub user: &'a BareJid,
+    /// The request: its session id, action and form (multi-stage commands).
+    pub request: &'a Command,
+    pub alerts: &'a mut Alerts,
+    /// What the alert book decided (saves), for the hub to carry out.
+    pub alert_actions: &'a mut Vec<alerts::Action>,
+    pub silence_forms: &'a mut silence::OpenForms,
     pub now: f64,
 }
 
 impl HubCommand {
-    /// Runs the command; returns the completed `<command/>`.
-    pub fn execute(self, ctx: Context<'_>) -> Element {
-        match self {
+    /// Runs the command (one stage of it); returns the `<command/>` to answer with.
+    pub fn execute(self, ctx: Context<'_>) -> Result<Element, StanzaError> {
+        let element = match self {
             HubCommand::Collectors => {
                 collectors::execute(ctx.registry, ctx.now, ctx.throttle_note.as_deref())
             }
@@ -88,8 +105,43 @@ impl HubCommand {
                 };
                 stats::execute(ctx.registry, ctx.counters, &sizes)
             }
-        }
+            HubCommand::Silence => return silence_stage(ctx).map(Command::to_element),
+        };
+        Ok(element)
     }
+}
+
+/// One stage of `silence`: the form for a new session; for a submitted one, the silence set
+/// (or a refusal naming the field, the session kept for another try); `cancel` ends it.
+fn silence_stage(ctx: Context<'_>) -> Result<Command, StanzaError> {
+    let Some(sessionid) = ctx.request.sessionid.clone() else {
+        let sessionid = ctx.silence_forms.open(ctx.user, ctx.now)?;
+        let listed = ctx.alerts.list_silences(ctx.now);
+        return Ok(silence::form_stage(sessionid, &listed));
+    };
+    if !ctx.silence_forms.is_open(&sessionid, ctx.user, ctx.now) {
+        return Err(silence::bad_sessionid());
+    }
+    if ctx.request.action.as_deref() == Some("cancel") {
+        ctx.silence_forms.close(&sessionid);
+        return Ok(silence::canceled(sessionid));
+    }
+    let submitted = silence::read(ctx.request.form.as_ref())?;
+    ctx.silence_forms.close(&sessionid);
+    let sender = alerts::Sender {
+        who: ctx.user.to_string(),
+        reply_to: alerts::Target::User(ctx.user.to_string()),
+        allowed: true,
+    };
+    let (text, actions) = ctx.alerts.silence_from_form(
+        &sender,
+        submitted.secs,
+        submitted.matcher,
+        submitted.comment,
+        ctx.now,
+    );
+    ctx.alert_actions.extend(actions);
+    Ok(silence::completed(sessionid, &text))
 }
 
 /// A completed response with a note and an optional form element.
@@ -113,6 +165,10 @@ mod tests {
             assert!(HubCommand::from_node(node).is_some(), "{node}");
         }
         assert_eq!(HubCommand::from_node("reboot"), None);
+        assert_eq!(
+            HubCommand::from_node(silence::NODE),
+            Some(HubCommand::Silence)
+        );
         let saving: Vec<&str> = NODES
             .iter()
             .filter(|(n, _)| {
