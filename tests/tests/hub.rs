@@ -418,9 +418,9 @@ server_matrix!(
     a_rule_alerts_a_user_and_a_killed_collector_raises_dead
 );
 /// A `[[alerts]]` rule from hub.toml messages its user with a readable line; SIGKILL on the
-/// collector raises a `dead` alert to the collector route.
+/// collector raises a `dead` alert to the collector route, and its return resolves it.
 async fn a_rule_alerts_a_user_and_a_killed_collector_raises_dead(kind: Kind) {
-    let net = network(kind);
+    let mut net = network(kind);
     let state = net.server.scratch().join("hub-state.json");
     let cfg = hub_toml(
         &net.server,
@@ -447,7 +447,18 @@ async fn a_rule_alerts_a_user_and_a_killed_collector_raises_dead(kind: Kind) {
         })
         .await;
     assert!(dead.contains("web1"), "{dead}");
-    eprintln!("alert: {fired}\ncollector alert: {dead}");
+    // Back again, the collector resolves its alert.
+    net.collector = Process::start("jabmon-collector", &net.server.scratch().join("web1.toml"));
+    let back = u1
+        .next_matching(Duration::from_secs(40), "the collector's recovery", |e| {
+            text(e, "✅")
+        })
+        .await;
+    assert!(
+        back.contains("web1") && back.contains("(collector)"),
+        "{back}"
+    );
+    eprintln!("alert: {fired}\ncollector alert: {dead}\nrecovery: {back}");
     hub.stop().await;
 }
 

@@ -4,7 +4,7 @@
 //! P seconds (the first at a random phase), presence changes at a chosen rate — and nothing
 //! else (no sampling: values are a random walk, the item timestamp is the publish time).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::figures::{host, Rng};
+use crate::client::xmpp_config;
+use crate::Server;
 
 /// What every synthetic collector shares: its plan and the fleet's counters.
 pub struct Fleet {
@@ -36,9 +38,57 @@ pub struct Fleet {
     pub presence_changes: AtomicU64,
     /// Publish round trips (ms), recorded while `measuring`.
     pub publish_rtt: Mutex<Vec<f64>>,
-    pub measuring: std::sync::atomic::AtomicBool,
+    pub measuring: AtomicBool,
     /// Time of the last collector getting online (s since the epoch).
     pub last_online: Mutex<f64>,
+    /// `Some((low, high))`: every stat is `low` and `high` at alternate publishes (a series
+    /// that flaps) instead of a random walk.
+    pub alternate: Option<(f64, f64)>,
+}
+
+impl Fleet {
+    /// A fleet plan with its counters at zero and random-walk values.
+    pub fn new(
+        names: Vec<String>,
+        interval: Duration,
+        hub: BareJid,
+        options: Vec<(&'static str, &'static str)>,
+        presence_chance: f64,
+    ) -> Self {
+        Self {
+            names,
+            interval,
+            hub,
+            options,
+            presence_chance,
+            online: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            publish_errors: AtomicU64::new(0),
+            presence_changes: AtomicU64::new(0),
+            publish_rtt: Mutex::new(Vec::new()),
+            measuring: AtomicBool::new(false),
+            last_online: Mutex::new(0.0),
+            alternate: None,
+        }
+    }
+}
+
+/// Starts collectors `0..n` of `fleet` on `server` (accounts `host(i)`, password `pw`), all
+/// logging in at once; they stop when the returned sender sends `true` or is dropped.
+pub fn spawn(server: &Server, fleet: &Arc<Fleet>, n: usize) -> watch::Sender<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let logins = Arc::new(Semaphore::new(n.max(1)));
+    for i in 0..n {
+        let cfg = xmpp_config(server, &format!("{}@localhost", host(i)), "pw", "jabmon");
+        tokio::spawn(collector(
+            i,
+            cfg,
+            fleet.clone(),
+            logins.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    stop_tx
 }
 
 fn facts(host: &str) -> HostFacts {
@@ -109,8 +159,16 @@ pub async fn collector(
                 None => break,
             },
             _ = tick.tick(), if online => {
-                for v in values.iter_mut() {
-                    *v = (*v + (rng.unit() - 0.5) * 2.0).clamp(0.0, 100.0);
+                match fleet.alternate {
+                    Some((low, high)) => {
+                        let next = if values.first() == Some(&low) { high } else { low };
+                        values.iter_mut().for_each(|v| *v = next);
+                    }
+                    None => {
+                        for v in values.iter_mut() {
+                            *v = (*v + (rng.unit() - 0.5) * 2.0).clamp(0.0, 100.0);
+                        }
+                    }
                 }
                 publish(&mut session, &fleet, &name, &values).await;
                 if rng.unit() < fleet.presence_chance {

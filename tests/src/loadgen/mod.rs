@@ -15,7 +15,7 @@ pub mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jabmon_shared::unix_now;
@@ -151,6 +151,24 @@ fn hub_config(
     )
 }
 
+/// The publish-options of a synthetic collector's stats items on `kind`, as the collector
+/// sends them (`pubsub#max_items` only where the server knows it).
+pub fn publish_options(
+    kind: Kind,
+    persist_items: Option<bool>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut options = vec![("pubsub#access_model", "presence")];
+    if kind == Kind::Prosody {
+        options.insert(0, ("pubsub#max_items", "1"));
+    }
+    match persist_items {
+        Some(true) => options.push(("pubsub#persist_items", "true")),
+        Some(false) => options.push(("pubsub#persist_items", "false")),
+        None => {}
+    }
+    options
+}
+
 /// Runs the load and returns its figures (prints progress on stderr).
 pub async fn run(opts: &Options) -> Report {
     let mut r = Report {
@@ -218,31 +236,15 @@ pub async fn run(opts: &Options) -> Report {
         seen.accepted.load(Ordering::Relaxed)
     );
 
-    let mut options = vec![("pubsub#access_model", "presence")];
-    if opts.kind == Kind::Prosody {
-        options.insert(0, ("pubsub#max_items", "1"));
-    }
-    match opts.persist_items {
-        Some(true) => options.push(("pubsub#persist_items", "true")),
-        Some(false) => options.push(("pubsub#persist_items", "false")),
-        None => {}
-    }
+    let options = publish_options(opts.kind, opts.persist_items);
     let interval = Duration::from_secs_f64(opts.interval);
-    let fleet = Arc::new(fleet::Fleet {
-        names: figures::metric_names(opts.metrics),
+    let fleet = Arc::new(fleet::Fleet::new(
+        figures::metric_names(opts.metrics),
         interval,
-        hub: BareJid::new("hub@localhost").expect("jid"),
+        BareJid::new("hub@localhost").expect("jid"),
         options,
-        presence_chance: (opts.presence_rate * opts.interval / opts.collectors.max(1) as f64)
-            .min(1.0),
-        online: Default::default(),
-        published: Default::default(),
-        publish_errors: Default::default(),
-        presence_changes: Default::default(),
-        publish_rtt: Mutex::new(Vec::new()),
-        measuring: Default::default(),
-        last_online: Mutex::new(0.0),
-    });
+        (opts.presence_rate * opts.interval / opts.collectors.max(1) as f64).min(1.0),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let logins = Arc::new(Semaphore::new(opts.logins.max(1)));
     let start = unix_now();
