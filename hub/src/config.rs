@@ -208,6 +208,29 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_commented_rooms_and_alerts_are_valid_once_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let block: Vec<&str> = text[text.find("# [[rooms]]").unwrap()..]
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[xmpp]\njid = \"hub@example.org\"\npassword = \"p\"\n{}\n",
+                block.join("\n")
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path)).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(cfg.alert_rules.len(), 1);
+        assert_eq!(cfg.rooms.len(), 1);
+    }
+
+    #[test]
     fn every_problem_listed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.toml");

@@ -1043,6 +1043,11 @@ impl Alerts {
             rule: a.source.clone(),
             severity: a.severity.to_string(),
             duration: format::duration(now - a.since),
+            held_for: if now - a.since < 1.0 {
+                String::new()
+            } else {
+                format!("for {}", format::duration(now - a.since))
+            },
             id: a.id.to_string(),
             text: a.text.clone(),
         }
@@ -1763,7 +1768,7 @@ mod tests {
         assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 10.0, 1.0, 10.0)).is_empty());
         assert_eq!(
             bodies(&b.on_metric("web2.cpu.cpu.idle", 10.0, 1.0, 10.0)),
-            ["🔥 web2 cpu idle 1 % < 10 % for 0 s (cpu-high) #2"]
+            ["🔥 web2 cpu idle 1 % < 10 % (cpu-high) #2"]
         );
         assert_eq!(
             bodies(&command(&mut b, &alice(false), "silences", 60.0)),
@@ -2009,7 +2014,7 @@ mod tests {
         assert!(feed(&mut b, 1.0, 2.0).is_empty());
         assert_eq!(
             feed(&mut b, 2.0, 3.0),
-            ["⚠️ web1 idle 2 < 10 for 0 s (mean-low) #1"]
+            ["⚠️ web1 idle 2 < 10 (mean-low) #1"]
         );
         // The next window filling up is no news, however high its values.
         assert!(feed(&mut b, 3.0, 30.0).is_empty());

@@ -93,6 +93,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "rule",
     "severity",
     "duration",
+    "for",
     "id",
     "text",
 ];
@@ -109,6 +110,9 @@ pub struct Fields {
     pub rule: String,
     pub severity: String,
     pub duration: String,
+    /// `for {duration}`, empty while that is under a second (a rule without `for` firing on
+    /// its first passing event).
+    pub held_for: String,
     pub id: String,
     pub text: String,
 }
@@ -125,6 +129,7 @@ impl Fields {
             "rule" => &self.rule,
             "severity" => &self.severity,
             "duration" => &self.duration,
+            "for" => &self.held_for,
             "id" => &self.id,
             "text" => &self.text,
             _ => "",
@@ -146,9 +151,9 @@ pub struct Template {
     pieces: Vec<Piece>,
 }
 
-/// The default text of a firing alert: `🔥 web1 cpu idle 3.2 % < 10 % for 5 min (cpu-high) #12`.
-pub const DEFAULT_FIRING: &str =
-    "{icon} {host} {metric} {value} {condition} for {duration} ({rule}) #{id}";
+/// The default text of a firing alert: `🔥 web1 cpu idle 3.2 % < 10 % for 5 min (cpu-high) #12`
+/// (without `for 5 min` when the alert opened on its first passing event).
+pub const DEFAULT_FIRING: &str = "{icon} {host} {metric} {value} {condition} {for} ({rule}) #{id}";
 /// The default text of a resolved alert: `✅ web1 cpu idle back to 45 % after 12 min (cpu-high)`.
 pub const DEFAULT_RESOLVED: &str =
     "{icon} {host} {metric} back to {value} after {duration} ({rule})";
@@ -310,6 +315,7 @@ mod tests {
             condition: "< 10 %".into(),
             rule: "cpu-high".into(),
             duration: "5 min".into(),
+            held_for: "for 5 min".into(),
             id: "12".into(),
             ..Fields::default()
         }
@@ -333,6 +339,13 @@ mod tests {
             t.render(&f),
             "✅ web1 cpu idle back to 45 % after 12 min (cpu-high)"
         );
+        // Opened on its first passing event: no `for 0 s`.
+        let t = Template::parse(DEFAULT_FIRING).unwrap();
+        let f = Fields {
+            held_for: String::new(),
+            ..fields()
+        };
+        assert_eq!(t.render(&f), "🔥 web1 cpu idle 3.2 % < 10 % (cpu-high) #12");
     }
 
     #[test]

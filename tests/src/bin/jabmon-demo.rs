@@ -1,5 +1,6 @@
 //! The demo: a private Prosody (or ejabberd with `--server ejabberd`), a hub and a collector, and a user who queries the hub and
-//! watches the collector — what any Jabber client would see. Runs until Ctrl-C (or
+//! watches the collector — what any Jabber client would see — and a team room,
+//! `ops@conference.localhost`, where the hub posts a rule's alert. Runs until Ctrl-C (or
 //! `--seconds N`).
 // Test tooling, not yet clean under the workspace `unwrap_used` lint.
 #![allow(clippy::unwrap_used)]
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess};
-use jabmon_tests::{Kind, Server, TestClient};
+use jabmon_tests::{muc, Kind, Server, TestClient};
 use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
-use xmpp_parsers::jid::Jid;
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
@@ -18,6 +19,15 @@ const QUERIES: [&str; 2] = [
     r"SELECT id FROM ^.*\.cpu\.cpu\.idle$;",
     r"SELECT window 5 (mean) | round FROM ^web1\.memory\.percent\.used$;",
 ];
+
+/// `[alerting]`, the room and one rule that fires on an ordinary host: CPU idle under 99.9 %.
+fn alerting(room: &BareJid) -> String {
+    format!(
+        "[alerting]\ngroup_wait = \"0s\"\ncollector_users = [\"ops@localhost\"]\ncollector_rooms = [\"{room}\"]\n\
+         [[rooms]]\njid = \"{room}\"\n\
+         [[alerts]]\nname = \"cpu-busy\"\nquery = 'SELECT [< 99.9] FROM ^web1\\.cpu\\.cpu\\.idle$'\nunit = \"%\"\nrooms = [\"{room}\"]\nusers = [\"ops@localhost\"]\n"
+    )
+}
 
 fn print_presence(p: &Presence) {
     let show = p
@@ -57,16 +67,19 @@ async fn main() {
         server.register(u, p);
     }
     println!("{} running privately on {} (domain localhost); accounts hub, web1, ops (password demo-ops)", server.kind().name(), server.addr());
-    let hub_cfg = hub_toml(&server, "[access]\ncollectors = [\"@localhost\"]\nusers = [\"ops@localhost\"]\n[hub]\nstorage = \"pep\"\n");
+    // The room exists before the hub comes: it never creates one.
+    let mut ops = TestClient::connect(&server, "ops@localhost", "demo-ops").await;
+    ops.available().await;
+    let room = muc::room_jid("ops");
+    ops.join_room(&room, "ops-demo").await;
+    let hub_cfg = hub_toml(&server, &format!("[access]\ncollectors = [\"@localhost\"]\nusers = [\"ops@localhost\"]\n[hub]\nstorage = \"pep\"\n{}", alerting(&room)));
     let hub = InProcess::hub(&hub_cfg);
     let cfg = collector_toml(&server, "web1", "demo-web1",
         "[access]\nsubscribers = [\"ops@localhost\"]\nadmins = [\"ops@localhost\"]\n[collector]\nhost = \"web1\"\nhub = \"hub@localhost\"\npublish_interval = \"2s\"\n\
          [[commands.shell]]\nname = \"uptime\"\nargv = [\"uptime\"]\n[[commands.shell]]\nname = \"disk-usage\"\nargv = [\"df\", \"-h\"]\n");
     let bot = InProcess::collector(&cfg);
-    println!("hub hub@localhost/hub and collector web1@localhost/jabmon started\n");
+    println!("hub hub@localhost/hub and collector web1@localhost/jabmon started; room {room}\n");
 
-    let mut ops = TestClient::connect(&server, "ops@localhost", "demo-ops").await;
-    ops.available().await;
     let collector = Jid::new("web1@localhost").unwrap();
     ops.session
         .send(Presence::subscribe().with_to(collector.clone()))
@@ -107,6 +120,10 @@ async fn main() {
                         ops.session.send(Presence::subscribed().with_to(collector.clone())).await;
                     }
                     print_presence(&p);
+                }
+                Ok(Some(e @ Incoming::Message(_))) if muc::said(&e, &room).is_some() => {
+                    let said = muc::said(&e, &room).unwrap();
+                    println!("{room}/{}  {}", said.nick, said.body);
                 }
                 Ok(Some(Incoming::Message(m))) => {
                     if let Some(body) = m.bodies.values().next() {
