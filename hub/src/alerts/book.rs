@@ -1329,8 +1329,13 @@ impl Alerts {
             .values()
             .filter(|a| s.matches(&a.source, &a.series))
             .count();
+        let matching = match matching {
+            0 => "no open alert matches".to_owned(),
+            1 => "1 open alert matches".to_owned(),
+            n => format!("{n} open alerts match"),
+        };
         let mut text = format!(
-            "🔕 silence s{id} on {} for {} by {} ({matching} open alerts match)",
+            "🔕 silence s{id} on {} for {} by {} ({matching})",
             s.matcher,
             format::duration(secs),
             s.by
@@ -1763,7 +1768,7 @@ mod tests {
         let reply = command(&mut b, &alice(true), "silence 2h web1.* kernel update", 0.0);
         assert_eq!(
             bodies(&reply),
-            ["🔕 silence s1 on web1.* for 2 h by alice@example.org (0 open alerts match): kernel update"]
+            ["🔕 silence s1 on web1.* for 2 h by alice@example.org (no open alert matches): kernel update"]
         );
         assert!(sent(&b.on_metric("web1.cpu.cpu.idle", 10.0, 1.0, 10.0)).is_empty());
         assert_eq!(

@@ -20,12 +20,13 @@ const QUERIES: [&str; 2] = [
     r"SELECT window 5 (mean) | round FROM ^web1\.memory\.percent\.used$;",
 ];
 
-/// `[alerting]`, the room and one rule that fires on an ordinary host: CPU idle under 99.9 %.
+/// `[alerting]`, the room and one rule that fires on any host and stays open: memory in use
+/// above 1 %.
 fn alerting(room: &BareJid) -> String {
     format!(
         "[alerting]\ngroup_wait = \"0s\"\ncollector_users = [\"ops@localhost\"]\ncollector_rooms = [\"{room}\"]\n\
          [[rooms]]\njid = \"{room}\"\n\
-         [[alerts]]\nname = \"cpu-busy\"\nquery = 'SELECT [< 99.9] FROM ^web1\\.cpu\\.cpu\\.idle$'\nunit = \"%\"\nrooms = [\"{room}\"]\nusers = [\"ops@localhost\"]\n"
+         [[alerts]]\nname = \"memory-in-use\"\nquery = 'SELECT [> 1] FROM ^web1\\.memory\\.percent\\.used$'\nunit = \"%\"\nrooms = [\"{room}\"]\nusers = [\"ops@localhost\"]\n"
     )
 }
 
