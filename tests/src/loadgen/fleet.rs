@@ -2,7 +2,8 @@
 //! like `jabmon-collector` — caps in its presence, disco#info answers with a host form,
 //! `subscribe` to the hub, approval of the hub's `subscribe`, a stats item of M metrics every
 //! P seconds (the first at a random phase), presence changes at a chosen rate — and nothing
-//! else (no sampling: values are a random walk, the item timestamp is the publish time).
+//! else (no sampling: values are a random walk, or two values in turn for a test that needs a
+//! flapping series; the item timestamp is the publish time).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
