@@ -17,6 +17,7 @@ use crate::client::{TestClient, WAIT};
 /// The MUC service of both test servers.
 pub const SERVICE: &str = "conference.localhost";
 const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 
 /// `name@conference.localhost`.
 pub fn room_jid(name: &str) -> BareJid {
@@ -111,6 +112,35 @@ impl TestClient {
             .build();
         let outcome = self.iq(Jid::from(room.clone()), true, query).await;
         assert!(outcome.is_ok(), "configuring {room}: {outcome:?}");
+    }
+
+    /// Reconfigures `room` (we own it) with `fields` of the `muc#roomconfig` form, e.g.
+    /// `("muc#roomconfig_passwordprotectedroom", "1")`.
+    pub async fn reconfigure_room(&mut self, room: &BareJid, fields: &[(&str, &str)]) {
+        let form = DataForm::new(
+            DataFormType::Submit,
+            "http://jabber.org/protocol/muc#roomconfig",
+            fields
+                .iter()
+                .map(|(k, v)| Field::text_single(k, v))
+                .collect(),
+        );
+        let query = Element::builder("query", MUC_OWNER)
+            .append(Element::from(form))
+            .build();
+        let outcome = self.iq(Jid::from(room.clone()), true, query).await;
+        assert!(outcome.is_ok(), "configuring {room}: {outcome:?}");
+    }
+
+    /// Makes `member` a member of `room` (we own it).
+    pub async fn add_member(&mut self, room: &BareJid, member: &BareJid) {
+        let item = Element::builder("item", MUC_ADMIN)
+            .attr("affiliation".try_into().expect("a name"), "member")
+            .attr("jid".try_into().expect("a name"), member.to_string())
+            .build();
+        let query = Element::builder("query", MUC_ADMIN).append(item).build();
+        let outcome = self.iq(Jid::from(room.clone()), true, query).await;
+        assert!(outcome.is_ok(), "adding {member} to {room}: {outcome:?}");
     }
 
     /// Destroys `room` (we own it).

@@ -13,7 +13,7 @@ use jabmon_tests::chat::{
 };
 use jabmon_tests::client::WAIT;
 use jabmon_tests::{muc, server_matrix, Kind, Server, TestClient};
-use xmpp_parsers::jid::Jid;
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::Type as PresenceType;
 
@@ -757,5 +757,47 @@ async fn ack_by_id_and_a_silence_from_the_ad_hoc_form(kind: Kind) {
         .await;
     assert!(listed.contains("by u1@localhost: disk swap"), "{listed}");
     eprintln!("{alert}\n{acked}\n{}\n{listed}", done.notes[0].text);
+    hub.stop().await;
+}
+
+server_matrix!(
+    #[tokio::test]
+    the_hub_joins_a_password_protected_and_a_members_only_room
+);
+/// With the room's password in `[[rooms]]` the hub joins a password-protected room; made a
+/// member, it joins a members-only room; a rule's alert reaches both.
+async fn the_hub_joins_a_password_protected_and_a_members_only_room(kind: Kind) {
+    let net = network(kind);
+    let (locked, members) = (muc::room_jid("locked"), muc::room_jid("members"));
+    let mut u1 = user(&net.server, "u1").await;
+    u1.join_room(&locked, "alice").await;
+    u1.reconfigure_room(
+        &locked,
+        &[
+            ("muc#roomconfig_passwordprotectedroom", "1"),
+            ("muc#roomconfig_roomsecret", "s3cret"),
+        ],
+    )
+    .await;
+    u1.join_room(&members, "alice").await;
+    u1.reconfigure_room(&members, &[("muc#roomconfig_membersonly", "1")])
+        .await;
+    u1.add_member(&members, &BareJid::new(HUB).unwrap()).await;
+    let cfg = alerting_hub(
+        &net.server,
+        "file",
+        &format!(
+            "[[rooms]]\njid = \"{locked}\"\npassword = \"s3cret\"\n[[rooms]]\njid = \"{members}\"\n{IDLE_RULE}rooms = [\"{locked}\", \"{members}\"]\n"
+        ),
+    );
+    let hub = InProcess::hub(&cfg);
+    for room in [&locked, &members] {
+        let alert = u1
+            .next_matching(WAIT, "the alert in the room", |e| {
+                muc::said(e, room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+            })
+            .await;
+        eprintln!("{room}: {}", alert.body);
+    }
     hub.stop().await;
 }
