@@ -579,6 +579,7 @@ impl HubState {
             who: bare.to_string(),
             reply_to: Target::User(bare.to_string()),
             allowed: true,
+            queries: self.engine.count_of(bare.as_str()),
         };
         let decided = self.alerts.on_command(&sender, cmd, now);
         self.alert_actions.extend(decided);
@@ -602,12 +603,14 @@ impl HubState {
             }
             _ => return vec![],
         };
+        let who = occupant
+            .real
+            .as_ref()
+            .map_or_else(|| occupant.nick.clone(), BareJid::to_string);
         let sender = alerts::Sender {
             allowed: occupant.real.as_ref().is_some_and(|j| self.is_user(j)),
-            who: occupant
-                .real
-                .as_ref()
-                .map_or_else(|| occupant.nick.clone(), BareJid::to_string),
+            queries: self.engine.count_of(&who),
+            who,
             reply_to: Target::Room(occupant.room.to_string()),
         };
         let decided = match reference::of(m) {
@@ -648,6 +651,7 @@ impl HubState {
             who: bare.to_string(),
             reply_to: Target::User(bare.to_string()),
             allowed: self.is_user(&bare),
+            queries: self.engine.count_of(bare.as_str()),
         };
         let decided = match reference {
             Reference::Reply(id) => self.alerts.on_reply(&sender, &id, now)?,
@@ -704,7 +708,9 @@ impl HubState {
         let user = bare.as_str();
         let (before_len, version) = (self.engine.len(), self.engine.saved_version());
         let before: Vec<String> = self.engine.list(user).into_iter().map(|(_, k)| k).collect();
-        let reply = self.engine.handle(user, body);
+        let reply = self
+            .engine
+            .handle_holding(user, body, self.alerts.rules_of(user));
         if self.engine.len() != before_len {
             let after: HashSet<String> =
                 self.engine.list(user).into_iter().map(|(_, k)| k).collect();
@@ -982,11 +988,16 @@ mod tests {
     const T: f64 = 1_000.0;
 
     fn cfg(storage: &str) -> Config {
+        cfg_with(storage, "")
+    }
+
+    /// [`cfg`] with more `[hub]` keys.
+    fn cfg_with(storage: &str, hub_keys: &str) -> Config {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.toml");
         let state = dir.path().join("hub.json");
         let toml = format!(
-            "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[access]\ncollectors = [\"web1@x\"]\nusers = [\"ops@x\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = {state:?}\n"
+            "[xmpp]\njid = \"hub@x\"\npassword = \"p\"\n[access]\ncollectors = [\"web1@x\"]\nusers = [\"ops@x\"]\n[hub]\nstorage = \"{storage}\"\nstate_path = {state:?}\n{hub_keys}"
         );
         std::fs::write(&path, toml).unwrap();
         let raw = RawConfig::load_with_env(Some(&path), Some(HashMap::new())).unwrap();
@@ -1169,6 +1180,28 @@ mod tests {
         // A stranger may not use it.
         let refused = bodies(&s.on_message(chat("eve@x/r", "alerts"), T + 42.0));
         assert!(refused[0].contains("403"), "{refused:?}");
+    }
+
+    #[test]
+    fn chat_rules_and_queries_share_the_query_limit() {
+        let cfg = cfg_with("file", "max_queries_per_user = 2\n");
+        let mut s = HubState::new(cfg.clone(), HubState::engine_for(&cfg), true);
+        s.on_online(false);
+        let say = |s: &mut HubState, body: &str| bodies(&s.on_message(chat("ops@x/r", body), T));
+        assert!(say(&mut s, "ALERT a SELECT [> 1] FROM ^x$;")[0].contains("rule a saved"));
+        assert!(say(&mut s, "SELECT id FROM ^y$;")[0].contains("\"key\""));
+        let refused = say(&mut s, "SELECT id FROM ^z$;");
+        assert!(
+            refused[0].contains("413")
+                && refused[0].contains("too many queries and alert rules: the limit is 2"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            say(&mut s, "ALERT b SELECT [> 1] FROM ^x$;"),
+            ["❌ too many queries and alert rules: the limit is 2 per user (1 query, 1 rule)"]
+        );
+        assert!(say(&mut s, "DROP ALERT a")[0].contains("dropped"));
+        assert!(say(&mut s, "SELECT id FROM ^z$;")[0].contains("\"key\""));
     }
 
     #[test]

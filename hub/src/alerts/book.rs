@@ -55,6 +55,9 @@ pub struct Sender {
     pub reply_to: Target,
     /// Whether the hub's ACL lets this sender ack, silence and define rules.
     pub allowed: bool,
+    /// Queries the sender holds in the hub's query engine: they and the sender's chat rules
+    /// share the query limit (`max_queries_per_user`).
+    pub queries: usize,
 }
 
 /// An acknowledgement.
@@ -1362,10 +1365,19 @@ impl Alerts {
             Some(Some(_)) => true,
             None => false,
         };
-        if !replacing && self.rules_of(&sender.who) >= self.settings.max_rules_per_user {
+        let rules = self.rules_of(&sender.who);
+        if !replacing && rules >= self.settings.max_rules_per_user {
             return format!(
                 "❌ too many rules: the limit is {} per user",
                 self.settings.max_rules_per_user
+            );
+        }
+        if !replacing && rules + sender.queries >= self.limits.max_queries_per_user {
+            return format!(
+                "❌ too many queries and alert rules: the limit is {} per user ({}, {})",
+                self.limits.max_queries_per_user,
+                counted(sender.queries, "query", "queries"),
+                counted(rules, "rule", "rules")
             );
         }
         if replacing {
@@ -1484,6 +1496,11 @@ fn targets(route: &Route) -> Vec<Target> {
         .collect()
 }
 
+/// `n` and the noun in the number `n` takes: `1 rule`, `0 rules`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1558,6 +1575,7 @@ mod tests {
             who: ALICE.into(),
             reply_to: Target::Room(ROOM.into()),
             allowed,
+            queries: 0,
         }
     }
 
@@ -1885,6 +1903,7 @@ mod tests {
             who: "bob@example.org".into(),
             reply_to: Target::User("bob@example.org".into()),
             allowed: true,
+            queries: 0,
         };
         let targets: Vec<Target> = sent(&command(&mut b, &bob, "ack #1", 301.0))
             .into_iter()
@@ -2040,6 +2059,7 @@ mod tests {
             who: "bob@example.org".into(),
             reply_to: Target::User("bob@example.org".into()),
             allowed: true,
+            queries: 0,
         };
         command(
             &mut b,
@@ -2121,6 +2141,7 @@ mod tests {
             who: "bob@example.org".into(),
             reply_to: Target::User("bob@example.org".into()),
             allowed: true,
+            queries: 0,
         };
         let out = command(&mut b, &bob, "ALERT mine SELECT [> 1] FROM ^x$", 0.0);
         assert_eq!(
@@ -2160,6 +2181,30 @@ mod tests {
         );
         assert_eq!(b.rules_of("bob@example.org"), 0);
         assert!(b.on_metric("x", 6.0, 9.0, 6.0).is_empty());
+        // Rules and queries share the query limit.
+        let full = Limits::default().max_queries_per_user;
+        let busy = Sender {
+            queries: full - 1,
+            ..bob.clone()
+        };
+        assert!(
+            bodies(&command(&mut b, &busy, "ALERT one SELECT id FROM y", 7.0))[0]
+                .starts_with("📝 rule one saved")
+        );
+        let full_up = Sender {
+            queries: full,
+            ..bob
+        };
+        assert_eq!(
+            bodies(&command(&mut b, &full_up, "ALERT one SELECT id FROM z", 8.0)),
+            ["📝 rule one saved: ALERT one SEVERITY warning REPEAT 14400s ROUTE USER bob@example.org SELECT id FROM z;"],
+            "replacing a rule takes no new place"
+        );
+        command(&mut b, &busy, "DROP ALERT one", 9.0);
+        assert_eq!(
+            bodies(&command(&mut b, &full_up, "ALERT two SELECT id FROM y", 10.0)),
+            [format!("❌ too many queries and alert rules: the limit is {full} per user ({full} queries, 0 rules)")]
+        );
     }
 
     #[test]

@@ -132,6 +132,8 @@ fn silence_stage(ctx: Context<'_>) -> Result<Command, StanzaError> {
         who: ctx.user.to_string(),
         reply_to: alerts::Target::User(ctx.user.to_string()),
         allowed: true,
+        // A silence takes no place under the query limit.
+        queries: 0,
     };
     let (text, actions) = ctx.alerts.silence_from_form(
         &sender,

@@ -225,6 +225,12 @@ impl Engine {
 
     /// Answers one request body from `user` (a bare JID the hub has authorised).
     pub fn handle(&mut self, user: &str, body: &str) -> Reply {
+        self.handle_holding(user, body, 0)
+    }
+
+    /// [`Engine::handle`] for a user who already holds `elsewhere` registrations outside this
+    /// engine (the hub's chat alert rules), counted against `max_queries_per_user` too.
+    pub fn handle_holding(&mut self, user: &str, body: &str, elsewhere: usize) -> Reply {
         if body.len() > self.limits.max_body_bytes {
             let err = QueryError::TooLarge {
                 what: "request body (bytes)",
@@ -237,13 +243,13 @@ impl Engine {
             }
             return Reply::error(&body[..end], &err);
         }
-        match self.execute(user, body) {
+        match self.execute(user, body, elsewhere) {
             Ok(results) => Reply::ok(body, results),
             Err(e) => Reply::error(body, &e),
         }
     }
 
-    fn execute(&mut self, user: &str, body: &str) -> Result<Value, QueryError> {
+    fn execute(&mut self, user: &str, body: &str, elsewhere: usize) -> Result<Value, QueryError> {
         match command::parse(body, &self.limits)? {
             Statement::List => Ok(Value::Array(
                 self.list(user)
@@ -256,7 +262,7 @@ impl Engine {
                 regex,
                 regex_column,
             } => {
-                let key = self.register(user, proc, regex, regex_column, true)?;
+                let key = self.register(user, proc, regex, regex_column, Some(elsewhere))?;
                 Ok(json!({ "key": key }))
             }
             Statement::DeleteAll => Ok(Value::Array(
@@ -275,6 +281,11 @@ impl Engine {
             }
             Statement::Help => Ok(json!({ "help": people::HELP })),
         }
+    }
+
+    /// How many registrations `user` holds.
+    pub fn count_of(&self, user: &str) -> usize {
+        self.registry.of_user(user).len()
     }
 
     /// The user's registrations as (canonical command, key), in registration order.
@@ -383,7 +394,7 @@ impl Engine {
                 proc,
                 regex,
                 regex_column,
-            } => self.register(&saved.user, proc, regex, regex_column, false),
+            } => self.register(&saved.user, proc, regex, regex_column, None),
             Statement::Format(format) => {
                 self.set_format(&saved.user, format);
                 Ok(saved.key.clone())
@@ -402,14 +413,17 @@ impl Engine {
         proc: Proc,
         regex: String,
         regex_column: usize,
-        enforce_user_limit: bool,
+        // `Some(n)`: enforce the per-user limit, `n` registrations being held elsewhere.
+        user_limit_elsewhere: Option<usize>,
     ) -> Result<String, QueryError> {
         let key = key::key(user, &proc.to_string(), &regex);
         if self.registry.find(user, &key).is_some() {
             return Ok(key);
         }
         let limit = self.limits.max_queries_per_user;
-        if enforce_user_limit && self.registry.of_user(user).len() >= limit {
+        if user_limit_elsewhere
+            .is_some_and(|elsewhere| self.registry.of_user(user).len() + elsewhere >= limit)
+        {
             return Err(QueryError::TooManyQueries { limit });
         }
         let re = matcher::compile(&regex, regex_column, &self.limits)?;
@@ -704,7 +718,7 @@ mod tests {
         assert_eq!(r.status, 413);
         assert_eq!(
             r.reason.as_deref(),
-            Some("too many queries: the limit is 2 per user")
+            Some("too many queries and alert rules: the limit is 2 per user")
         );
         // Re-registering an existing query at the limit is still fine.
         key_of(&mut e, U, "SELECT id FROM b");

@@ -37,8 +37,8 @@ pub enum QueryError {
     /// 413: the body, proc or regex is over a size limit.
     #[error("{what} is over the limit of {limit}")]
     TooLarge { what: &'static str, limit: usize },
-    /// 413: the user already has `limit` registrations.
-    #[error("too many queries: the limit is {limit} per user")]
+    /// 413: the user already has `limit` registrations (queries and chat alert rules).
+    #[error("too many queries and alert rules: the limit is {limit} per user")]
     TooManyQueries { limit: usize },
     /// 404: the user has no registration with this key (or key prefix).
     #[error("no such key: {key}")]
