@@ -526,8 +526,12 @@ modules:
   mod_caps: {{}}
   mod_disco: {{}}
   mod_http_api: {{}}
+  mod_mam: {{}}
   mod_muc:
     host: "conference.localhost"
+    # Rooms keep an archive (XEP-0313), as on a production server.
+    default_room_options:
+      mam: true
   mod_offline: {{}}
   mod_ping: {{}}
   mod_private: {{}}

@@ -1,11 +1,12 @@
 //! A test client in a MUC room (XEP-0045): joining (creating and configuring the room when
-//! it is new: persistent, real JIDs shown to everyone), speaking, destroying it, and the
-//! messages seen there.
+//! it is new: persistent, real JIDs shown to everyone), speaking, destroying it, the
+//! messages seen there and those its archive (XEP-0313) keeps.
 
 use jabmon_shared::session::Incoming;
 use minidom::Element;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
 use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::mam::{Query, QueryId, Result_ as ArchiveResult};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::muc::muc::History;
 use xmpp_parsers::muc::user::{MucUser, Status};
@@ -150,6 +151,37 @@ impl TestClient {
             .build();
         let outcome = self.iq(Jid::from(room.clone()), true, query).await;
         assert!(outcome.is_ok(), "destroying {room}: {outcome:?}");
+    }
+
+    /// The groupchat messages `room`'s archive (XEP-0313) holds, oldest first, as a client
+    /// scrolling back receives them: one archive query, the results it forwards until its `fin`.
+    pub async fn room_archive(&mut self, room: &BareJid) -> Vec<Message> {
+        let queryid = format!("archive-{}", std::process::id());
+        let query = Query {
+            queryid: Some(QueryId(queryid.clone())),
+            node: None,
+            form: None,
+            set: None,
+            flip_page: false,
+        };
+        let outcome = self.iq(Jid::from(room.clone()), true, query.into()).await;
+        assert!(outcome.is_ok(), "querying {room}'s archive: {outcome:?}");
+        let mut found = Vec::new();
+        // The results came before the answer: the session kept them in the inbox.
+        while let Some(m) = self
+            .try_next_matching(std::time::Duration::ZERO, |e| {
+                let Incoming::Message(m) = e else { return None };
+                m.payloads.iter().find_map(|p| {
+                    let r = ArchiveResult::try_from(p.clone()).ok()?;
+                    (r.queryid.as_ref().map(|q| q.0.as_str()) == Some(queryid.as_str()))
+                        .then_some(r.forwarded.message)
+                })
+            })
+            .await
+        {
+            found.push(m);
+        }
+        found
     }
 
     /// Says `body` in `room`; `payloads` go along (a reply, reactions).

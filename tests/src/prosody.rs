@@ -275,6 +275,8 @@ VirtualHost "localhost"
 Component "conference.localhost" "muc"
     -- A destroyed room may be created again at once (Prosody otherwise keeps a tombstone).
     muc_tombstones = false
+    -- Rooms keep an archive (XEP-0313), as on a production server.
+    modules_enabled = {{ "muc_mam" }}
 "#
     )
 }

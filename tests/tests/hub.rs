@@ -546,6 +546,59 @@ async fn a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused(kind: Ki
 
 server_matrix!(
     #[tokio::test]
+    a_room_archive_keeps_the_alerts_for_clients_scrolling_back
+);
+/// The hub's alert and its ack in a room go through the server like anyone's messages, so the
+/// room's archive (XEP-0313) holds them: a user who was not there finds them scrolling back.
+async fn a_room_archive_keeps_the_alerts_for_clients_scrolling_back(kind: Kind) {
+    let net = network(kind);
+    let room = muc::room_jid("ops");
+    let mut u1 = user(&net.server, "u1").await;
+    u1.join_room(&room, "alice").await;
+    let cfg = alerting_hub(
+        &net.server,
+        "file",
+        &format!("[[rooms]]\njid = \"{room}\"\n{IDLE_RULE}rooms = [\"{room}\"]\n"),
+    );
+    let hub = InProcess::hub(&cfg);
+    let alert = u1
+        .next_matching(WAIT, "the alert in the room", |e| {
+            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+        })
+        .await;
+    u1.say(&room, Some("ack 1"), vec![]).await;
+    let acked = u1
+        .next_matching(WAIT, "the ack in the room", |e| {
+            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("acked #1"))
+        })
+        .await;
+    let mut u2 = user(&net.server, "u2").await;
+    let archived: Vec<(String, String)> = u2
+        .room_archive(&room)
+        .await
+        .into_iter()
+        .filter_map(|m| {
+            let nick = m.from.as_ref()?.resource()?.to_string();
+            Some((nick, m.bodies.values().next()?.clone()))
+        })
+        .collect();
+    let hub_lines: Vec<&str> = archived
+        .iter()
+        .filter(|(nick, _)| nick == "jabmon")
+        .map(|(_, body)| body.as_str())
+        .collect();
+    assert!(
+        hub_lines.contains(&alert.body.as_str()) && hub_lines.contains(&acked.body.as_str()),
+        "the alert {:?} and the ack {:?} in the archive: {archived:?}",
+        alert.body,
+        acked.body
+    );
+    eprintln!("archived: {archived:?}");
+    hub.stop().await;
+}
+
+server_matrix!(
+    #[tokio::test]
     a_reaction_acks_and_acks_and_silences_survive_a_restart
 );
 /// A XEP-0444 reaction to an alert in a 1:1 chat acks it; a silence set from chat, and the
