@@ -7,7 +7,8 @@
 //! both bare and full JID, and replay the last item to a new `+notify` subscriber — a dead
 //! collector's replayed item must not make it alive).
 
-use std::collections::BTreeMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use xmpp_parsers::jid::BareJid;
 
@@ -56,13 +57,80 @@ pub struct Change {
     pub to: CollectorState,
 }
 
-/// Every known collector, by bare JID.
-#[derive(Debug, Default)]
+/// Every known collector, by bare JID, with the silence deadlines in time order.
+#[derive(Debug)]
 pub struct Registry {
     map: BTreeMap<BareJid, Collector>,
+    /// Publish intervals of silence after which a collector believed alive is `dead`.
+    silence_intervals: u32,
+    /// Each collector's silence deadline as of every change to it, soonest first. Entries
+    /// superseded by a later change stay until they come due and are then dropped, so a tick
+    /// looks only at deadlines that have passed, not at every collector.
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+}
+
+/// When `jid` is silent too long, unless something newer arrived since.
+#[derive(Debug, PartialEq)]
+struct Deadline {
+    at: f64,
+    jid: BareJid,
+}
+
+impl Eq for Deadline {}
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at
+            .total_cmp(&other.at)
+            .then_with(|| self.jid.cmp(&other.jid))
+    }
+}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(3)
+    }
+}
+
+impl Collector {
+    /// When this collector counts as silent: `intervals` publish intervals after its latest
+    /// stats item arrived (before any, after its latest presence).
+    fn silent_at(&self, intervals: u32) -> Option<f64> {
+        let since = self.stats_arrived.or(self.last_seen)?;
+        Some(since + self.interval * f64::from(intervals))
+    }
 }
 
 impl Registry {
+    /// An empty registry; collectors go `dead` after `silence_intervals` silent intervals.
+    pub fn new(silence_intervals: u32) -> Self {
+        Self {
+            map: BTreeMap::new(),
+            silence_intervals,
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
+    /// Queues `jid`'s silence deadline as it stands now.
+    fn reschedule(&mut self, jid: &BareJid) {
+        if let Some(at) = self
+            .map
+            .get(jid)
+            .and_then(|c| c.silent_at(self.silence_intervals))
+        {
+            self.deadlines.push(Reverse(Deadline {
+                at,
+                jid: jid.clone(),
+            }));
+        }
+    }
+
     fn entry(&mut self, jid: &BareJid) -> &mut Collector {
         self.map.entry(jid.clone()).or_insert_with(|| Collector {
             jid: jid.clone(),
@@ -116,11 +184,13 @@ impl Registry {
             c.interval = i;
         }
         c.facts = facts;
+        self.reschedule(jid);
     }
 
     /// A presence from the collector.
     pub fn presence(&mut self, jid: &BareJid, seen: Seen, now: f64) -> Option<Change> {
         self.entry(jid).last_seen = Some(now);
+        self.reschedule(jid);
         let to = match seen {
             Seen::Unavailable { planned: true } => CollectorState::Stopped,
             Seen::Unavailable { planned: false } => CollectorState::Dead,
@@ -158,27 +228,32 @@ impl Registry {
         c.stats_arrived = Some(now);
         c.last_seen = Some(now);
         c.stats = stats;
+        self.reschedule(jid);
         true
     }
 
-    /// Collectors believed alive whose stats stayed silent `intervals` publish intervals:
-    /// the backstop when a stream dies without an unavailable presence (a `stopped` one is
-    /// silent by plan and stays `stopped`).
-    pub fn silence(&mut self, now: f64, intervals: u32) -> Vec<Change> {
-        let silent: Vec<BareJid> = self
-            .map
-            .values()
-            .filter(|c| c.status.is_alive())
-            .filter(|c| {
-                let since = c.stats_arrived.or(c.last_seen).unwrap_or(now);
-                now - since > c.interval * intervals as f64
-            })
-            .map(|c| c.jid.clone())
-            .collect();
-        silent
-            .into_iter()
-            .filter_map(|j| self.set(&j, CollectorState::Dead))
-            .collect()
+    /// Collectors believed alive whose stats stayed silent for the registry's silence
+    /// intervals: the backstop when a stream dies without an unavailable presence (a `stopped`
+    /// one is silent by plan and stays `stopped`). Costs O(log n) per deadline that has
+    /// passed since the last call, whatever the fleet's size.
+    pub fn silence(&mut self, now: f64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        while self.deadlines.peek().is_some_and(|Reverse(d)| d.at < now) {
+            let Some(Reverse(due)) = self.deadlines.pop() else {
+                break;
+            };
+            let Some(c) = self.map.get(&due.jid) else {
+                continue;
+            };
+            // A superseded deadline: the collector's own is later (and queued).
+            let silent = c
+                .silent_at(self.silence_intervals)
+                .is_some_and(|at| at < now);
+            if silent && c.status.is_alive() {
+                changes.extend(self.set(&due.jid, CollectorState::Dead));
+            }
+        }
+        changes
     }
 
     pub fn get(&self, jid: &BareJid) -> Option<&Collector> {
@@ -308,12 +383,12 @@ mod tests {
         assert_eq!(r.get(&web1()).unwrap().interval, 2.0);
         assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 0.0));
         assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 2.0));
-        assert!(r.silence(7.9, 3).is_empty());
-        let changes = r.silence(8.1, 3);
+        assert!(r.silence(7.9).is_empty());
+        let changes = r.silence(8.1);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].to, CollectorState::Dead);
         assert_eq!(changes[0].host, "web1");
-        assert!(r.silence(20.0, 3).is_empty(), "once");
+        assert!(r.silence(20.0).is_empty(), "once");
     }
 
     #[test]
@@ -324,10 +399,90 @@ mod tests {
         assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 5.0));
         assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 7.0));
         assert!(
-            r.silence(12.9, 3).is_empty(),
+            r.silence(12.9).is_empty(),
             "6 s after the last arrival, not 10.9"
         );
-        assert_eq!(r.silence(13.1, 3).len(), 1);
+        assert_eq!(r.silence(13.1).len(), 1);
+    }
+
+    #[test]
+    fn the_deadline_queue_finds_what_a_scan_of_every_collector_finds() {
+        // A small linear congruential generator: the same sequence on every run.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let jids: Vec<BareJid> = (0..20)
+            .map(|i| BareJid::new(&format!("c{i}@x")).unwrap())
+            .collect();
+        let mut r = Registry::new(3);
+        let mut now = 0.0;
+        let mut deaths = 0;
+        for _ in 0..20_000 {
+            now += next(1000) as f64 / 1000.0;
+            let j = &jids[next(20) as usize];
+            match next(8) {
+                0 => {
+                    r.presence(j, UP, now);
+                }
+                1 => {
+                    let planned = next(2) == 0;
+                    r.presence(j, Seen::Unavailable { planned }, now);
+                }
+                2 => {
+                    let interval = (1 + next(4)).to_string();
+                    r.facts(j, vec![("publish_interval".into(), interval)]);
+                }
+                3..=5 => {
+                    r.record_stats(j, "h", now, vec![], now);
+                }
+                _ => {
+                    let mut scan: Vec<BareJid> = r
+                        .iter()
+                        .filter(|c| c.status.is_alive())
+                        .filter(|c| c.silent_at(3).is_some_and(|at| at < now))
+                        .map(|c| c.jid.clone())
+                        .collect();
+                    let mut queued: Vec<BareJid> =
+                        r.silence(now).into_iter().map(|c| c.jid).collect();
+                    scan.sort();
+                    queued.sort();
+                    assert_eq!(queued, scan, "at {now}");
+                    deaths += queued.len();
+                }
+            }
+        }
+        assert!(
+            deaths > 100,
+            "the sequence exercises the backstop: {deaths}"
+        );
+    }
+
+    #[test]
+    fn superseded_deadlines_do_not_pile_up() {
+        let mut r = Registry::new(3);
+        let jids: Vec<BareJid> = (0..10_000)
+            .map(|i| BareJid::new(&format!("c{i}@x")).unwrap())
+            .collect();
+        for j in &jids {
+            r.presence(j, UP, 0.0);
+        }
+        // Ten rounds of items 10 s apart, a tick every second.
+        for round in 0..10 {
+            for second in 0..10 {
+                let now = f64::from(round * 10 + second);
+                for j in jids.iter().skip(second as usize * 1000).take(1000) {
+                    assert!(r.record_stats(j, "h", now, vec![], now));
+                }
+                assert!(r.silence(now + 0.5).is_empty(), "none is silent");
+            }
+        }
+        // Items arrive every 10 s and a deadline comes due 30 s after: at most four per
+        // collector are queued, however long the hub runs.
+        assert!(r.deadlines.len() <= 4 * jids.len(), "{}", r.deadlines.len());
     }
 
     #[test]
@@ -338,7 +493,7 @@ mod tests {
         let stop = r.presence(&web1(), Seen::Unavailable { planned: true }, 1.0);
         assert_eq!(stop.unwrap().to, CollectorState::Stopped);
         assert!(!CollectorState::Stopped.is_alive());
-        assert!(r.silence(1000.0, 3).is_empty(), "silence keeps it stopped");
+        assert!(r.silence(1000.0).is_empty(), "silence keeps it stopped");
         assert_eq!(r.get(&web1()).unwrap().status, CollectorState::Stopped);
         let back = r.presence(&web1(), UP, 1001.0).unwrap();
         assert_eq!(

@@ -153,7 +153,7 @@ impl HubState {
                 cfg.hub.max_queued_events_per_user,
             ),
             engine,
-            registry: Registry::default(),
+            registry: Registry::new(cfg.hub.silence_intervals),
             roster: Roster::default(),
             ingest: Ingest::default(),
             restore: Restore::new(restored, MAX_BUFFERED),
@@ -883,7 +883,7 @@ impl HubState {
                 out.push(Action::Save);
             }
             let intervals = self.cfg.hub.silence_intervals;
-            for change in self.registry.silence(now, intervals) {
+            for change in self.registry.silence(now) {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
                 out.extend(self.status_changed(change, now));
             }
