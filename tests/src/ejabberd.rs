@@ -24,6 +24,25 @@ use crate::stock::{self, Snippet};
 
 const EJABBERDCTL: &str = "/usr/sbin/ejabberdctl";
 
+/// `ejabberdctl`, as root run as the `ejabberd` user with setpriv. Run by root, ejabberdctl
+/// changes user with `su`, whose PAM session puts the open-files limit back to 1,024: a
+/// fleet of a thousand synthetic collectors then exhausts it and the node stops. setpriv keeps
+/// the caller's limit.
+fn ejabberdctl() -> Command {
+    if !is_root() {
+        return Command::new(EJABBERDCTL);
+    }
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=ejabberd",
+        "--regid=ejabberd",
+        "--init-groups",
+        EJABBERDCTL,
+    ])
+    .env("HOME", "/var/lib/ejabberd");
+    c
+}
+
 /// How long a node may take to come up on a loaded machine.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -156,7 +175,7 @@ impl Ejabberd {
         for attempt in 1.. {
             let _ = fs::remove_file(self.pid_file());
             let out = fs::File::create(self.dir().join("ejabberdctl.out")).expect("ctl output");
-            let ctl = Command::new(EJABBERDCTL)
+            let ctl = ejabberdctl()
                 .arg("--config-dir")
                 .arg(self.dir())
                 .arg("foreground")
@@ -217,7 +236,7 @@ impl Ejabberd {
 
     /// Runs `ejabberdctl ARGS` against this node; panics when it fails.
     pub fn ctl(&self, args: &[&str]) -> String {
-        let out = Command::new(EJABBERDCTL)
+        let out = ejabberdctl()
             .arg("--config-dir")
             .arg(self.dir())
             .args(args)
@@ -492,16 +511,20 @@ certfiles:
 auth_method: internal
 auth_password_format: plain
 listen:
+  # backlog: ejabberd 23.01 listens with a queue of 5 by default; a fleet logging in
+  # (jabmon-loadgen, 100 at a time) overflows it and connections stall (docs/operations.md).
   - port: {port}
     ip: "127.0.0.1"
     module: ejabberd_c2s
     max_stanza_size: 262144
     starttls: true
+    backlog: 1024
   - port: {tls_port}
     ip: "127.0.0.1"
     module: ejabberd_c2s
     max_stanza_size: 262144
     tls: true
+    backlog: 1024
   - port: {http_port}
     ip: "127.0.0.1"
     module: ejabberd_http
