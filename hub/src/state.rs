@@ -52,8 +52,10 @@ pub enum Action {
     Fatal(String),
 }
 
-/// Seconds between two tries of a refused explicit subscription.
+/// Seconds before the first new try of a refused explicit subscription.
 const SUBSCRIBE_RETRY: f64 = 2.0;
+/// The longest wait between two tries of a refused explicit subscription, seconds.
+const SUBSCRIBE_RETRY_MAX: f64 = 300.0;
 
 /// What an IQ's outcome is for.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,9 +123,16 @@ pub struct HubState {
     pub counters: Counters,
     /// Collectors whose PEP nodes the hub subscribed to on this stream (or is subscribing to).
     subscribed: HashSet<BareJid>,
-    /// Refused subscriptions (the node may not exist yet), by collector and node → when to try
-    /// again.
-    refused: HashMap<(BareJid, String), f64>,
+    /// Refused subscriptions (the node may not exist yet), by collector and node.
+    refused: HashMap<(BareJid, String), Retry>,
+}
+
+/// When to ask again for a refused subscription, and how long the wait was.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    /// Infinite while the request is in flight (its answer sets the next try).
+    at: f64,
+    wait: f64,
 }
 
 impl HubState {
@@ -237,8 +246,12 @@ impl HubState {
         }
     }
 
-    /// A refused subscription is tried again [`SUBSCRIBE_RETRY`] later (a collector's node
-    /// exists only from its first publish); said once per collector.
+    /// A refused subscription is tried again [`SUBSCRIBE_RETRY`] later, the wait doubling on
+    /// each refusal up to [`SUBSCRIBE_RETRY_MAX`] (a collector's node exists only from its
+    /// first publish; one that never publishes events must not cost a request every few
+    /// seconds); said once per collector and node. Only the refused node is asked again: asking
+    /// for an accepted one again adds a second subscription on ejabberd, and with it a second
+    /// copy of every item.
     fn on_subscription(&mut self, collector: BareJid, node: &str, outcome: IqOutcome, now: f64) {
         match outcome {
             Ok(_) => {
@@ -251,10 +264,20 @@ impl HubState {
                 }
             }
             Err(e) => {
-                self.subscribed.remove(&collector);
+                let key = (collector.clone(), node.to_string());
+                let wait = self
+                    .refused
+                    .get(&key)
+                    .map_or(SUBSCRIBE_RETRY, |r| (r.wait * 2.0).min(SUBSCRIBE_RETRY_MAX));
                 let first = self
                     .refused
-                    .insert((collector.clone(), node.to_string()), now + SUBSCRIBE_RETRY)
+                    .insert(
+                        key,
+                        Retry {
+                            at: now + wait,
+                            wait,
+                        },
+                    )
                     .is_none();
                 if first {
                     tracing::info!(%collector, %node, reason = %e, "Explicit PEP subscription refused (the node may not exist before its first publish); trying again, +notify meanwhile.");
@@ -438,19 +461,23 @@ impl HubState {
         if !self.subscribed.insert(collector.clone()) {
             return vec![];
         }
-        let hub = self.cfg.xmpp.jid.clone();
         [jabmon_shared::ns::STATS, jabmon_shared::ns::EVENTS]
             .into_iter()
-            .map(|node| Action::Request {
-                to: Some(Jid::from(collector.clone())),
-                set: true,
-                payload: pep::subscribe(node, &hub),
-                then: Awaiting::Subscription {
-                    collector: collector.clone(),
-                    node: node.to_string(),
-                },
-            })
+            .map(|node| self.subscription_request(&collector, node))
             .collect()
+    }
+
+    /// Asks `collector`'s PEP service to subscribe the hub to `node`.
+    fn subscription_request(&self, collector: &BareJid, node: &str) -> Action {
+        Action::Request {
+            to: Some(Jid::from(collector.clone())),
+            set: true,
+            payload: pep::subscribe(node, &self.cfg.xmpp.jid),
+            then: Awaiting::Subscription {
+                collector: collector.clone(),
+                node: node.to_string(),
+            },
+        }
     }
 
     /// Publishes a status change and injects it into the event stream.
@@ -887,14 +914,17 @@ impl HubState {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
                 out.extend(self.status_changed(change, now));
             }
-            let due: HashSet<BareJid> = self
+            let due: Vec<(BareJid, String)> = self
                 .refused
                 .iter()
-                .filter(|((c, _), at)| **at <= now && self.roster.collector_online(c))
-                .map(|((c, _), _)| c.clone())
+                .filter(|((c, _), r)| r.at <= now && self.roster.collector_online(c))
+                .map(|(key, _)| key.clone())
                 .collect();
-            for collector in due {
-                out.extend(self.subscribe_to(collector));
+            for key in due {
+                out.push(self.subscription_request(&key.0, &key.1));
+                if let Some(r) = self.refused.get_mut(&key) {
+                    r.at = f64::INFINITY;
+                }
             }
         }
         out.extend(self.deliver(outputs, now));
@@ -1129,8 +1159,33 @@ mod tests {
         };
         assert!(s.on_answer(other_node, Ok(None), T + 2.0).is_empty());
         assert!(subscriptions(&s.on_tick(T + 2.0 + SUBSCRIBE_RETRY / 2.0)).is_empty());
+        // Only the refused node is asked again, and nothing while that request is out.
         let again = s.on_tick(T + 2.0 + SUBSCRIBE_RETRY);
-        assert_eq!(subscriptions(&again), [ns::STATS, ns::EVENTS]);
+        assert_eq!(subscriptions(&again), [ns::STATS]);
+        assert!(subscriptions(&s.on_tick(T + 10.0)).is_empty());
+        assert!(
+            subscriptions(&s.on_presence(available("web1@x/a"), false, T + 10.0)).is_empty(),
+            "a presence does not subscribe again"
+        );
+        // Each refusal doubles the wait, up to five minutes.
+        let mut at = T + 10.0;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let refused = Awaiting::Subscription {
+                collector: BareJid::new("web1@x").unwrap(),
+                node: ns::STATS.to_string(),
+            };
+            let gone = Err(jabmon_shared::session::IqFailure::Lost);
+            assert!(s.on_answer(refused, gone, at).is_empty());
+            let mut next = at + 1.0;
+            while subscriptions(&s.on_tick(next)).is_empty() {
+                next += 1.0;
+                assert!(next < at + 1000.0, "asked again within 1000 s");
+            }
+            waits.push((next - at).round() as u64);
+            at = next;
+        }
+        assert_eq!(waits, [4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
         s.on_online(false);
         let fresh = s.on_presence(available("web1@x/a"), false, T + 4.0);
         assert_eq!(subscriptions(&fresh), [ns::STATS, ns::EVENTS]);
