@@ -677,9 +677,11 @@ async fn invalid_stanzas_are_counted_not_logged_one_by_one() {
     }
 }
 
-/// Sends `body` to the hub as chat and returns its JSON reply to that request.
+/// Sends `body` to the hub's session (its full JID: a message to the bare JID while the hub
+/// is logging in goes to offline storage, and on ejabberd one that arrived as the hub logged
+/// in was sometimes never delivered to it) and returns its JSON reply to that request.
 async fn hub_query(c: &mut TestClient, body: &str) -> serde_json::Value {
-    let mut m = xmpp_parsers::message::Message::chat(Some(jid("hub@localhost")));
+    let mut m = xmpp_parsers::message::Message::chat(Some(jid("hub@localhost/hub")));
     m.bodies.insert(Default::default(), body.to_string());
     c.session.send(m).await;
     c.next_matching(WAIT, "the hub's reply", |e| {
@@ -722,6 +724,7 @@ async fn guessed_answers_change_nothing_at_the_hub(kind: Kind) {
     let mut u1 = TestClient::connect(&server, "u1@localhost", "pw-u1").await;
     u1.available().await;
     let mut hub = Process::start("jabmon-hub", &cfg);
+    u1.wait_reachable(jid("hub@localhost/hub")).await;
     let mut want = Vec::new();
     for q in [
         r"SELECT id FROM ^web1\.cpu\.cpu\.idle$;",
@@ -746,6 +749,7 @@ async fn guessed_answers_change_nothing_at_the_hub(kind: Kind) {
     let nothing_saved = PubSub::Items(Items::new("urn:jabmon:hub:registrations:0")).into();
     let flood = ForgedAnswers::start(eve, HUB, nothing_saved);
     let hub = Process::start("jabmon-hub", &cfg);
+    u1.wait_reachable(jid("hub@localhost/hub")).await;
     let keys = registered_keys(&mut u1).await;
     let sent = flood.stop().await;
     assert_eq!(keys, want, "hub log:\n{}", hub.log());

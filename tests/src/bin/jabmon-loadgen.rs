@@ -12,6 +12,7 @@ use jabmon_tests::Kind;
 const USAGE: &str = "jabmon-loadgen [--server prosody|ejabberd] [--collectors N] [--metrics M] [--interval SECONDS] [--users U] [--queries Q] [--presence-rate PER_S] [--seconds S] [--warmup S] [--logins N] [--persist-items true|false] [--prosody-extra LUA] [--acl list|domain] [--alive-limit S]";
 
 fn main() {
+    jabmon_tests::ejabberd::allow_many_clients();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut o = Options::default();
     let mut i = 0;
