@@ -52,6 +52,16 @@ pub async fn hub_online(c: &mut TestClient) {
     .await;
 }
 
+/// A chat line from the hub containing `want`, with its message id.
+pub fn hub_says(e: &Incoming, want: &str) -> Option<(String, Option<String>)> {
+    let Incoming::Message(m) = e else { return None };
+    let body = m.bodies.values().next()?;
+    (m.type_ == MessageType::Chat
+        && m.from.as_ref()?.to_bare().to_string() == HUB
+        && body.contains(want))
+    .then(|| (body.clone(), m.id.as_ref().map(|i| i.0.clone())))
+}
+
 pub fn body_of(e: &Incoming, from_hub: bool) -> Option<Value> {
     let Incoming::Message(m) = e else { return None };
     let from = m.from.as_ref()?.to_bare().to_string();

@@ -61,6 +61,14 @@ pub fn said(e: &Incoming, room: &BareJid) -> Option<Said> {
     })
 }
 
+/// The nickname the hub uses in the test rooms.
+pub const HUB_NICK: &str = "jabmon";
+
+/// What the hub says in `room`, if `e` is a live line of the hub's there containing `want`.
+pub fn hub_said(e: &Incoming, room: &BareJid, want: &str) -> Option<Said> {
+    said(e, room).filter(|s| s.nick == HUB_NICK && s.body.contains(want))
+}
+
 /// Whether `e` is `nick` becoming available in `room`.
 pub fn joined(e: &Incoming, room: &BareJid, nick: &str) -> bool {
     matches!(e, Incoming::Presence(p) if p.type_ == PresenceType::None

@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{hub_toml, InProcess};
-use jabmon_tests::chat::{body_of, is_event, query, tell_hub, user, user_of_hub, HUB};
+use jabmon_tests::chat::{body_of, hub_says, is_event, query, tell_hub, user, user_of_hub, HUB};
 use jabmon_tests::client::WAIT;
 use jabmon_tests::loadgen::figures::{host, metric_names};
 use jabmon_tests::loadgen::fleet::{self, Fleet};
 use jabmon_tests::loadgen::publish_options;
 use jabmon_tests::{muc, server_matrix, Kind, Server};
 use xmpp_parsers::jid::BareJid;
-use xmpp_parsers::message::MessageType;
 
 /// A server with accounts for `n` synthetic collectors (password `pw`), the hub and `u1`,
 /// every collector and `u1` already in the hub's roster both ways.
@@ -65,17 +64,8 @@ fn plan(kind: Kind, metrics: usize) -> Fleet {
 /// without a room, 1:1.
 fn alert_line(e: &Incoming, room: Option<&BareJid>, want: &str) -> Option<String> {
     match room {
-        Some(room) => muc::said(e, room)
-            .filter(|s| s.nick == "jabmon" && s.body.contains(want))
-            .map(|s| s.body),
-        None => {
-            let Incoming::Message(m) = e else { return None };
-            let body = m.bodies.values().next()?;
-            (m.type_ == MessageType::Chat
-                && m.from.as_ref()?.to_bare().to_string() == HUB
-                && body.contains(want))
-            .then(|| body.clone())
-        }
+        Some(room) => muc::hub_said(e, room, want).map(|s| s.body),
+        None => hub_says(e, want).map(|(body, _)| body),
     }
 }
 
@@ -178,7 +168,7 @@ async fn a_flapping_series_gives_one_flapping_message_in_a_room_and_to_a_user(ki
     );
     let hub = InProcess::hub(&cfg);
     u1.next_matching(WAIT, "the hub in the room", |e| {
-        muc::joined(e, &room, "jabmon").then_some(())
+        muc::joined(e, &room, muc::HUB_NICK).then_some(())
     })
     .await;
     let mut plan = plan(kind, 1);

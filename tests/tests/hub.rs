@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jabmon_shared::session::Incoming;
 use jabmon_tests::bots::{collector_toml, hub_toml, InProcess, Process};
 use jabmon_tests::chat::{
-    body_of, collector_status, hub_online, is_event, next_event, query, tell_hub, user,
+    body_of, collector_status, hub_online, hub_says, is_event, next_event, query, tell_hub, user,
     user_of_hub, HUB,
 };
 use jabmon_tests::client::WAIT;
@@ -477,16 +477,6 @@ fn alerting_hub(server: &Server, storage: &str, rest: &str) -> std::path::PathBu
     )
 }
 
-/// A chat line from the hub containing `want`, with its message id.
-fn hub_says(e: &Incoming, want: &str) -> Option<(String, Option<String>)> {
-    let Incoming::Message(m) = e else { return None };
-    let body = m.bodies.values().next()?;
-    (m.type_ == MessageType::Chat
-        && m.from.as_ref()?.to_bare().to_string() == HUB
-        && body.contains(want))
-    .then(|| (body.clone(), m.id.as_ref().map(|i| i.0.clone())))
-}
-
 server_matrix!(
     #[tokio::test]
     a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused
@@ -507,12 +497,12 @@ async fn a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused(kind: Ki
     );
     let hub = InProcess::hub(&cfg);
     u1.next_matching(WAIT, "the hub in the room", |e| {
-        muc::joined(e, &room, "jabmon").then_some(())
+        muc::joined(e, &room, muc::HUB_NICK).then_some(())
     })
     .await;
     let alert = u1
         .next_matching(WAIT, "the alert in the room", |e| {
-            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+            muc::hub_said(e, &room, "idle-seen")
         })
         .await;
     assert!(
@@ -529,15 +519,13 @@ async fn a_rule_alerts_a_room_a_reply_acks_it_and_a_stranger_is_refused(kind: Ki
     u1.say(&room, Some("on it"), vec![reply.into()]).await;
     let acked = u1
         .next_matching(WAIT, "the ack shown in the room", |e| {
-            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("acked"))
+            muc::hub_said(e, &room, "acked")
         })
         .await;
     assert!(acked.body.contains("u1@localhost"), "{acked:?}");
     eve.say(&room, Some("ack 1"), vec![]).await;
     let refused = u1
-        .next_matching(WAIT, "eve refused", |e| {
-            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("⛔"))
-        })
+        .next_matching(WAIT, "eve refused", |e| muc::hub_said(e, &room, "⛔"))
         .await;
     assert!(refused.body.contains("eve"), "{refused:?}");
     eprintln!("room: {}\n{}\n{}", alert.body, acked.body, refused.body);
@@ -563,13 +551,13 @@ async fn a_room_archive_keeps_the_alerts_for_clients_scrolling_back(kind: Kind) 
     let hub = InProcess::hub(&cfg);
     let alert = u1
         .next_matching(WAIT, "the alert in the room", |e| {
-            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+            muc::hub_said(e, &room, "idle-seen")
         })
         .await;
     u1.say(&room, Some("ack 1"), vec![]).await;
     let acked = u1
         .next_matching(WAIT, "the ack in the room", |e| {
-            muc::said(e, &room).filter(|s| s.nick == "jabmon" && s.body.contains("acked #1"))
+            muc::hub_said(e, &room, "acked #1")
         })
         .await;
     let mut u2 = user(&net.server, "u2").await;
@@ -584,7 +572,7 @@ async fn a_room_archive_keeps_the_alerts_for_clients_scrolling_back(kind: Kind) 
         .collect();
     let hub_lines: Vec<&str> = archived
         .iter()
-        .filter(|(nick, _)| nick == "jabmon")
+        .filter(|(nick, _)| nick == muc::HUB_NICK)
         .map(|(_, body)| body.as_str())
         .collect();
     assert!(
@@ -729,7 +717,7 @@ async fn the_hub_rejoins_its_room_after_it_is_recreated_and_after_a_server_resta
         &format!("[[rooms]]\njid = \"{room}\"\n"),
     );
     let hub = InProcess::hub(&cfg);
-    let in_room = |e: &Incoming| muc::joined(e, &room, "jabmon").then_some(());
+    let in_room = |e: &Incoming| muc::joined(e, &room, muc::HUB_NICK).then_some(());
     u1.next_matching(WAIT, "the hub in the room", in_room).await;
 
     u1.destroy_room(&room).await;
@@ -902,7 +890,7 @@ async fn the_hub_joins_a_password_protected_and_a_members_only_room(kind: Kind) 
     for room in [&locked, &members] {
         let alert = u1
             .next_matching(WAIT, "the alert in the room", |e| {
-                muc::said(e, room).filter(|s| s.nick == "jabmon" && s.body.contains("idle-seen"))
+                muc::hub_said(e, room, "idle-seen")
             })
             .await;
         eprintln!("{room}: {}", alert.body);
