@@ -1,6 +1,8 @@
 //! The collector registry (pure) — the Domogik "manager" role: each collector's status
 //! (`starting`, `alive`, `busy`, `critical`, `stopped`, `dead`, `unknown`), last-seen time, host label,
-//! host facts and latest sample, from presence, stats items and silence.
+//! host facts and the time of its latest sample, from presence, stats items and silence. The
+//! values themselves are not kept: they go on as events (a collector's `status` command gives
+//! its current values).
 //!
 //! Replays are not fresh data: a stats item whose timestamp is not newer than the last one
 //! seen, or older than [`STALE_AFTER`] seconds, updates nothing (servers notify one item to
@@ -45,7 +47,6 @@ pub struct Collector {
     pub stats_arrived: Option<f64>,
     pub facts: Vec<(String, String)>,
     pub interval: f64,
-    pub stats: Vec<(String, f64)>,
 }
 
 /// A status change, to publish and to inject as events.
@@ -143,7 +144,6 @@ impl Registry {
             stats_arrived: None,
             facts: vec![],
             interval: DEFAULT_INTERVAL,
-            stats: vec![],
         })
     }
 
@@ -204,14 +204,7 @@ impl Registry {
 
     /// Records a stats item if it is fresh; returns whether it was (a fresh item is fed as
     /// events, a replay or duplicate is not).
-    pub fn record_stats(
-        &mut self,
-        jid: &BareJid,
-        host: &str,
-        timestamp: f64,
-        stats: Vec<(String, f64)>,
-        now: f64,
-    ) -> bool {
+    pub fn record_stats(&mut self, jid: &BareJid, host: &str, timestamp: f64, now: f64) -> bool {
         let c = self.entry(jid);
         if now - timestamp > STALE_AFTER || c.last_sample.is_some_and(|t| timestamp <= t) {
             return false;
@@ -227,7 +220,6 @@ impl Registry {
         c.last_sample = Some(timestamp);
         c.stats_arrived = Some(now);
         c.last_seen = Some(now);
-        c.stats = stats;
         self.reschedule(jid);
         true
     }
@@ -353,7 +345,7 @@ mod tests {
         let mut r = Registry::default();
         r.presence(&web1(), Seen::Unavailable { planned: false }, 100.0);
         assert!(
-            !r.record_stats(&web1(), "web1", 10.0, vec![], 100.0),
+            !r.record_stats(&web1(), "web1", 10.0, 100.0),
             "older than a minute"
         );
         assert_eq!(
@@ -361,12 +353,12 @@ mod tests {
             CollectorState::Dead,
             "a replay does not revive"
         );
-        assert!(r.record_stats(&web1(), "web1", 95.0, vec![], 100.0));
+        assert!(r.record_stats(&web1(), "web1", 95.0, 100.0));
         assert!(
-            !r.record_stats(&web1(), "web1", 95.0, vec![], 100.5),
+            !r.record_stats(&web1(), "web1", 95.0, 100.5),
             "same item twice"
         );
-        assert!(!r.record_stats(&web1(), "web1", 94.0, vec![], 100.5));
+        assert!(!r.record_stats(&web1(), "web1", 94.0, 100.5));
     }
 
     #[test]
@@ -381,8 +373,8 @@ mod tests {
             ],
         );
         assert_eq!(r.get(&web1()).unwrap().interval, 2.0);
-        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 0.0));
-        assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 2.0));
+        assert!(r.record_stats(&web1(), "web1", 0.0, 0.0));
+        assert!(r.record_stats(&web1(), "web1", 2.0, 2.0));
         assert!(r.silence(7.9).is_empty());
         let changes = r.silence(8.1);
         assert_eq!(changes.len(), 1);
@@ -396,8 +388,8 @@ mod tests {
         let mut r = Registry::default();
         r.presence(&web1(), UP, 0.0);
         // A busy server delivers items 5 s after they were published (interval 2 s).
-        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 5.0));
-        assert!(r.record_stats(&web1(), "web1", 2.0, vec![], 7.0));
+        assert!(r.record_stats(&web1(), "web1", 0.0, 5.0));
+        assert!(r.record_stats(&web1(), "web1", 2.0, 7.0));
         assert!(
             r.silence(12.9).is_empty(),
             "6 s after the last arrival, not 10.9"
@@ -437,7 +429,7 @@ mod tests {
                     r.facts(j, vec![("publish_interval".into(), interval)]);
                 }
                 3..=5 => {
-                    r.record_stats(j, "h", now, vec![], now);
+                    r.record_stats(j, "h", now, now);
                 }
                 _ => {
                     let mut scan: Vec<BareJid> = r
@@ -475,7 +467,7 @@ mod tests {
             for second in 0..10 {
                 let now = f64::from(round * 10 + second);
                 for j in jids.iter().skip(second as usize * 1000).take(1000) {
-                    assert!(r.record_stats(j, "h", now, vec![], now));
+                    assert!(r.record_stats(j, "h", now, now));
                 }
                 assert!(r.silence(now + 0.5).is_empty(), "none is silent");
             }
@@ -489,7 +481,7 @@ mod tests {
     fn a_planned_stop_is_stopped_through_silence_until_the_collector_returns() {
         let mut r = Registry::default();
         r.presence(&web1(), UP, 0.0);
-        assert!(r.record_stats(&web1(), "web1", 0.0, vec![], 0.0));
+        assert!(r.record_stats(&web1(), "web1", 0.0, 0.0));
         let stop = r.presence(&web1(), Seen::Unavailable { planned: true }, 1.0);
         assert_eq!(stop.unwrap().to, CollectorState::Stopped);
         assert!(!CollectorState::Stopped.is_alive());

@@ -159,12 +159,7 @@ fn stats_item(
     now: f64,
     out: &mut Ingested,
 ) {
-    let values: Vec<(String, f64)> = stats
-        .stats
-        .iter()
-        .map(|s| (s.name.clone(), s.value))
-        .collect();
-    if !registry.record_stats(from, &stats.host, stats.timestamp, values, now) {
+    if !registry.record_stats(from, &stats.host, stats.timestamp, now) {
         return; // a replay or a duplicate
     }
     let host = registry
