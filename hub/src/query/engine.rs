@@ -1,13 +1,13 @@
 //! The engine the hub drives: requests in, replies out; events in, per-user outputs out.
 //!
-//! Matching an event is one hash lookup: the first time a name is seen, the chunked
-//! `RegexSet`s answer which registrations match it, and the answer is cached per name together
-//! with the pipeline state of each (registration, name) pair. Adding a registration tests its
-//! one regex against the cached names; deleting one removes its states. The cache and the
-//! states are bounded by [`Limits::max_names`] and [`Limits::max_names_per_registration`].
+//! Matching an event is one lookup in the name cache (`names`): the first time a name is seen,
+//! the chunked `RegexSet`s answer which registrations match it, and the answer is cached per
+//! name — as an entry with the pipeline state of each (registration, name) pair, or as
+//! "nothing tracks it", which costs a few bytes. Adding a registration tests its one regex
+//! against the cached names; deleting one removes its states. The cache and the states are
+//! bounded by [`Limits::max_names`] and [`Limits::max_names_per_registration`].
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::error::QueryError;
 use super::eval::{self, PipeState};
 use super::key::{self, MIN_PREFIX};
 use super::matcher::{self, Matcher};
+use super::names::{Lookup, NameCache};
 use super::people;
 use super::proc::Proc;
 use super::registry::{RegId, Registration, RegistrationTable};
@@ -103,7 +104,9 @@ pub struct Engine {
     limits: Limits,
     registry: RegistrationTable,
     matcher: Matcher,
-    names: HashMap<Arc<str>, NameEntry, BuildHasherDefault<NameHasher>>,
+    names: NameCache,
+    /// The names some registration tracks, indexed by the cache's entry numbers.
+    entries: Vec<NameEntry>,
     /// Per registration id: how many names it keeps state for.
     tracked: Vec<usize>,
     /// Registrations whose proc has `absent` (ticks are free while there are none).
@@ -140,7 +143,8 @@ impl Engine {
             matcher: Matcher::new(&limits),
             limits,
             registry: RegistrationTable::default(),
-            names: HashMap::default(),
+            names: NameCache::default(),
+            entries: Vec::new(),
             tracked: Vec::new(),
             absent_regs: 0,
             untracked: Untracked::default(),
@@ -440,19 +444,33 @@ impl Engine {
         }
         // Names already cached learn about the new registration now.
         let cap = self.limits.max_names_per_registration;
-        for entry in self.names.values_mut() {
-            if re.is_match(&entry.name) {
-                if self.tracked[id] < cap {
-                    self.tracked[id] += 1;
-                    entry.slots.push(Slot {
-                        state: PipeState::new(&reg.proc),
-                        reg: reg.clone(),
-                    });
-                } else {
-                    self.untracked.pairs += 1;
-                }
+        let (tracked, untracked) = (&mut self.tracked[id], &mut self.untracked);
+        let mut take = |name: &str| {
+            if !re.is_match(name) {
+                return None;
             }
+            if *tracked >= cap {
+                untracked.pairs += 1;
+                return None;
+            }
+            *tracked += 1;
+            Some(Slot {
+                state: PipeState::new(&reg.proc),
+                reg: reg.clone(),
+            })
+        };
+        for entry in &mut self.entries {
+            entry.slots.extend(take(&entry.name));
         }
+        let entries = &mut self.entries;
+        self.names.assign_untracked(|name| {
+            let slot = take(name)?;
+            entries.push(NameEntry {
+                name: name.into(),
+                slots: vec![slot],
+            });
+            Some(entries.len() as u32 - 1)
+        });
         Ok(key)
     }
 
@@ -469,7 +487,7 @@ impl Engine {
             }
         }
         if any {
-            for entry in self.names.values_mut() {
+            for entry in &mut self.entries {
                 entry.slots.retain(|s| !ids.contains(&s.reg.id));
             }
         }
@@ -477,17 +495,31 @@ impl Engine {
 
     /// Runs one event through every matching registration; outputs are appended to `out`.
     pub fn feed(&mut self, name: &str, timestamp: f64, value: f64, out: &mut Vec<Output>) {
-        if let Some(entry) = self.names.get_mut(name) {
-            run_entry(entry, timestamp, value, out);
-            return;
+        if self.registry.len() == 0 {
+            return; // nothing to match, nothing to cache
+        }
+        match self.names.get(name) {
+            Lookup::Entry(i) => {
+                if let Some(entry) = self.entries.get_mut(i as usize) {
+                    run_entry(entry, timestamp, value, out);
+                }
+                return;
+            }
+            Lookup::Nothing => return,
+            Lookup::Unknown => {}
         }
         if self.names.len() >= self.limits.max_names {
             self.untracked.events += 1;
             return;
         }
-        let entry = self.new_entry(name);
-        let entry = self.names.entry(entry.name.clone()).or_insert(entry);
-        run_entry(entry, timestamp, value, out);
+        let mut entry = self.new_entry(name);
+        if entry.slots.is_empty() {
+            self.names.insert(name, None);
+            return;
+        }
+        run_entry(&mut entry, timestamp, value, out);
+        self.names.insert(name, Some(self.entries.len() as u32));
+        self.entries.push(entry);
     }
 
     /// Builds the cache entry of a name seen for the first time.
@@ -523,7 +555,7 @@ impl Engine {
         if self.absent_regs == 0 {
             return;
         }
-        for entry in self.names.values_mut() {
+        for entry in &mut self.entries {
             for slot in &mut entry.slots {
                 if !slot.reg.proc.has_absent() {
                     continue;
@@ -540,48 +572,6 @@ impl Engine {
                 });
             }
         }
-    }
-}
-
-/// A fast hash for event names (multiply-rotate over 8-byte words, splitmix64 finish): the
-/// per-event lookup is the hot path. Names come from authenticated collectors only, which is
-/// why no per-process random seed (HashDoS resistance) is paid for here.
-#[derive(Debug, Default, Clone, Copy)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let mut buf = [0u8; 8];
-            buf.copy_from_slice(w);
-            self.add(u64::from_le_bytes(buf));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 30;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 27;
-        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Layout: `command` parses the four commands, `proc` the proc grammar and its canonical
 //! printer, `eval` runs pipelines (with `quantile` for `median`/`percentile`), `matcher`
-//! compiles regexes and finds the registrations matching a new name, `registry` keeps the
+//! compiles regexes and finds the registrations matching a new name, `names` caches what
+//! each seen name matched, `registry` keeps the
 //! registrations, `key` computes keys, `reply` builds the JSON bodies, `people` the usage text
 //! and the one-line text format, `engine` ties them together. The wire format is docs/protocol.md §6; the user manual is `docs/query-language.md`.
 
@@ -17,6 +18,7 @@ mod eval;
 mod key;
 mod lex;
 mod matcher;
+mod names;
 mod people;
 mod proc;
 mod quantile;
