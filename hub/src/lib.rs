@@ -32,6 +32,7 @@ pub mod restore;
 pub mod roster;
 pub mod state;
 pub mod storage;
+pub mod subscriptions;
 pub mod throttle;
 
 pub use bot::run;

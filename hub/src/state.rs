@@ -1,7 +1,7 @@
 //! The hub's state machine (pure, sans-IO): each incoming stanza, IQ answer and tick goes in
 //! with the clock, and the [`Action`]s to perform come out. [`crate::bot`] only performs them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use jabmon_shared::session::{stanza_error, IqOutcome, IqRequest};
@@ -30,6 +30,7 @@ use crate::reference::{self, Reference};
 use crate::restore::{self, Restore, MAX_BUFFERED};
 use crate::roster::{self, CollectorCheck, Roster};
 use crate::storage::{self, Snapshot};
+use crate::subscriptions::{self, Answered, Subscriptions};
 use crate::throttle::{Episode, Throttle};
 
 /// Something the bot must do.
@@ -52,11 +53,6 @@ pub enum Action {
     Fatal(String),
 }
 
-/// Seconds before the first new try of a refused explicit subscription.
-const SUBSCRIBE_RETRY: f64 = 2.0;
-/// The longest wait between two tries of a refused explicit subscription, seconds.
-const SUBSCRIBE_RETRY_MAX: f64 = 300.0;
-
 /// What an IQ's outcome is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Awaiting {
@@ -69,7 +65,10 @@ pub enum Awaiting {
     /// A PEP publish.
     Published(Published),
     /// An explicit subscription to a collector's PEP node.
-    Subscription { collector: BareJid, node: String },
+    Subscription {
+        collector: BareJid,
+        node: &'static str,
+    },
 }
 
 /// What a PEP publish was.
@@ -121,18 +120,8 @@ pub struct HubState {
     started: Option<f64>,
     /// What the hub counts about its own work.
     pub counters: Counters,
-    /// Collectors whose PEP nodes the hub subscribed to on this stream (or is subscribing to).
-    subscribed: HashSet<BareJid>,
-    /// Refused subscriptions (the node may not exist yet), by collector and node.
-    refused: HashMap<(BareJid, String), Retry>,
-}
-
-/// When to ask again for a refused subscription, and how long the wait was.
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    /// Infinite while the request is in flight (its answer sets the next try).
-    at: f64,
-    wait: f64,
+    /// Explicit subscriptions to the collectors' nodes.
+    subscriptions: Subscriptions,
 }
 
 impl HubState {
@@ -174,8 +163,7 @@ impl HubState {
             last_tick: 0.0,
             started: None,
             counters: Counters::default(),
-            subscribed: HashSet::new(),
-            refused: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             cfg,
         }
     }
@@ -204,8 +192,7 @@ impl HubState {
         if resumed {
             return vec![];
         }
-        self.subscribed.clear();
-        self.refused.clear();
+        self.subscriptions.reset();
         let mut out = vec![Action::RequestRoster, Action::Presence(self.available())];
         out.extend(self.rooms.on_online().into_iter().map(Action::Presence));
         if self.restore.start() {
@@ -240,50 +227,31 @@ impl HubState {
             }
             Awaiting::Published(_) => vec![],
             Awaiting::Subscription { collector, node } => {
-                self.on_subscription(collector, &node, outcome, now);
-                vec![]
+                self.on_subscription(collector, node, outcome, now)
             }
         }
     }
 
-    /// A refused subscription is tried again [`SUBSCRIBE_RETRY`] later, the wait doubling on
-    /// each refusal up to [`SUBSCRIBE_RETRY_MAX`] (a collector's node exists only from its
-    /// first publish; one that never publishes events must not cost a request every few
-    /// seconds); said once per collector and node. Only the refused node is asked again: asking
-    /// for an accepted one again adds a second subscription on ejabberd, and with it a second
-    /// copy of every item.
-    fn on_subscription(&mut self, collector: BareJid, node: &str, outcome: IqOutcome, now: f64) {
-        match outcome {
-            Ok(_) => {
-                if self
-                    .refused
-                    .remove(&(collector.clone(), node.to_string()))
-                    .is_some()
-                {
-                    tracing::info!(%collector, %node, "Explicit PEP subscription accepted.");
-                }
+    /// The answer to an explicit subscription (paced and retried by [`Subscriptions`]).
+    fn on_subscription(
+        &mut self,
+        collector: BareJid,
+        node: &'static str,
+        outcome: IqOutcome,
+        now: f64,
+    ) -> Vec<Action> {
+        let request = (collector.clone(), node);
+        let (said, next) = self.subscriptions.answered(request, outcome.is_ok(), now);
+        match (said, outcome) {
+            (Answered::AcceptedAfterRefusal, _) => {
+                tracing::info!(%collector, %node, "Explicit PEP subscription accepted.");
             }
-            Err(e) => {
-                let key = (collector.clone(), node.to_string());
-                let wait = self
-                    .refused
-                    .get(&key)
-                    .map_or(SUBSCRIBE_RETRY, |r| (r.wait * 2.0).min(SUBSCRIBE_RETRY_MAX));
-                let first = self
-                    .refused
-                    .insert(
-                        key,
-                        Retry {
-                            at: now + wait,
-                            wait,
-                        },
-                    )
-                    .is_none();
-                if first {
-                    tracing::info!(%collector, %node, reason = %e, "Explicit PEP subscription refused (the node may not exist before its first publish); trying again, +notify meanwhile.");
-                }
+            (Answered::FirstRefusal, Err(e)) => {
+                tracing::info!(%collector, %node, reason = %e, "Explicit PEP subscription refused (the node may not exist before its first publish); trying again, +notify meanwhile.");
             }
+            _ => {}
         }
+        self.subscription_requests(next)
     }
 
     fn on_server_features(&mut self, outcome: IqOutcome) -> Vec<Action> {
@@ -454,30 +422,26 @@ impl HubState {
         out
     }
 
-    /// Explicit XEP-0060 subscriptions to a collector's stats and events nodes, once per
-    /// stream: `+notify` alone does not cross the nodes of an ejabberd cluster
-    /// (docs/operations.md); duplicates of items that come both ways are dropped at ingest.
+    /// Explicit subscriptions to a collector's stats and events nodes, once per stream
+    /// (hub/src/subscriptions.rs); duplicates of items that come both ways are dropped at
+    /// ingest.
     fn subscribe_to(&mut self, collector: BareJid) -> Vec<Action> {
-        if !self.subscribed.insert(collector.clone()) {
-            return vec![];
-        }
-        [jabmon_shared::ns::STATS, jabmon_shared::ns::EVENTS]
-            .into_iter()
-            .map(|node| self.subscription_request(&collector, node))
-            .collect()
+        let nodes = [jabmon_shared::ns::STATS, jabmon_shared::ns::EVENTS];
+        let now = self.subscriptions.collector_seen(&collector, nodes);
+        self.subscription_requests(now)
     }
 
-    /// Asks `collector`'s PEP service to subscribe the hub to `node`.
-    fn subscription_request(&self, collector: &BareJid, node: &str) -> Action {
-        Action::Request {
-            to: Some(Jid::from(collector.clone())),
-            set: true,
-            payload: pep::subscribe(node, &self.cfg.xmpp.jid),
-            then: Awaiting::Subscription {
-                collector: collector.clone(),
-                node: node.to_string(),
-            },
-        }
+    /// Asks collectors' PEP services to subscribe the hub to their nodes.
+    fn subscription_requests(&self, requests: Vec<subscriptions::Request>) -> Vec<Action> {
+        requests
+            .into_iter()
+            .map(|(collector, node)| Action::Request {
+                to: Some(Jid::from(collector.clone())),
+                set: true,
+                payload: pep::subscribe(node, &self.cfg.xmpp.jid),
+                then: Awaiting::Subscription { collector, node },
+            })
+            .collect()
     }
 
     /// Publishes a status change and injects it into the event stream.
@@ -914,18 +878,9 @@ impl HubState {
                 tracing::warn!(collector = %change.jid, "No stats for {intervals} publish intervals.");
                 out.extend(self.status_changed(change, now));
             }
-            let due: Vec<(BareJid, String)> = self
-                .refused
-                .iter()
-                .filter(|((c, _), r)| r.at <= now && self.roster.collector_online(c))
-                .map(|(key, _)| key.clone())
-                .collect();
-            for key in due {
-                out.push(self.subscription_request(&key.0, &key.1));
-                if let Some(r) = self.refused.get_mut(&key) {
-                    r.at = f64::INFINITY;
-                }
-            }
+            let roster = &self.roster;
+            let due = self.subscriptions.tick(now, |c| roster.collector_online(c));
+            out.extend(self.subscription_requests(due));
         }
         out.extend(self.deliver(outputs, now));
         out
@@ -1130,7 +1085,7 @@ mod tests {
                 Action::Request {
                     then: Awaiting::Subscription { node, .. },
                     ..
-                } => Some(node.clone()),
+                } => Some(node.to_string()),
                 _ => None,
             })
             .collect()
@@ -1149,18 +1104,18 @@ mod tests {
         assert!(subscriptions(&s.on_presence(available("web1@x/a"), false, T + 1.0)).is_empty());
         let refused = Awaiting::Subscription {
             collector: BareJid::new("web1@x").unwrap(),
-            node: ns::STATS.to_string(),
+            node: ns::STATS,
         };
         let lost = Err(jabmon_shared::session::IqFailure::Lost);
         assert!(s.on_answer(refused, lost, T + 2.0).is_empty());
         let other_node = Awaiting::Subscription {
             collector: BareJid::new("web1@x").unwrap(),
-            node: ns::EVENTS.to_string(),
+            node: ns::EVENTS,
         };
         assert!(s.on_answer(other_node, Ok(None), T + 2.0).is_empty());
-        assert!(subscriptions(&s.on_tick(T + 2.0 + SUBSCRIBE_RETRY / 2.0)).is_empty());
+        assert!(subscriptions(&s.on_tick(T + 2.0 + subscriptions::RETRY / 2.0)).is_empty());
         // Only the refused node is asked again, and nothing while that request is out.
-        let again = s.on_tick(T + 2.0 + SUBSCRIBE_RETRY);
+        let again = s.on_tick(T + 2.0 + subscriptions::RETRY);
         assert_eq!(subscriptions(&again), [ns::STATS]);
         assert!(subscriptions(&s.on_tick(T + 10.0)).is_empty());
         assert!(
@@ -1173,7 +1128,7 @@ mod tests {
         for _ in 0..10 {
             let refused = Awaiting::Subscription {
                 collector: BareJid::new("web1@x").unwrap(),
-                node: ns::STATS.to_string(),
+                node: ns::STATS,
             };
             let gone = Err(jabmon_shared::session::IqFailure::Lost);
             assert!(s.on_answer(refused, gone, at).is_empty());
