@@ -76,7 +76,13 @@ impl Ejabberd {
     /// Starts a server; panics with a clear message when ejabberd is missing or we are not
     /// root.
     pub fn start() -> Self {
-        Self::start_node(Distribution::Alone, None)
+        Self::start_with("")
+    }
+
+    /// Starts a server with `extra` top-level YAML lines added to the lab configuration
+    /// (`jabmon-loadgen --server-extra`, e.g. `cache_size: 20000`).
+    pub fn start_with(extra: &str) -> Self {
+        Self::start_node(Distribution::Alone, Err(extra))
     }
 
     /// Starts a server from Debian's own `ejabberd.yml` (see [`crate::stock`]): its shapers,
@@ -93,11 +99,15 @@ impl Ejabberd {
                 Some(stock::fill_snippet(&text, bots, DOMAIN))
             }
         };
-        Self::start_node(Distribution::Alone, Some((stock, snippet)))
+        Self::start_node(Distribution::Alone, Ok((stock, snippet)))
     }
 
-    /// `stock`: the stock file and the snippet to include; `None` for the lab configuration.
-    fn start_node(distribution: Distribution<'_>, stock: Option<(String, Option<String>)>) -> Self {
+    /// `config`: the stock file and the snippet to include, or extra lines for the lab
+    /// configuration.
+    fn start_node(
+        distribution: Distribution<'_>,
+        config: Result<(String, Option<String>), &str>,
+    ) -> Self {
         jabmon_shared::logging::init(&jabmon_shared::config::LogConfig::default());
         assert!(
             Path::new(EJABBERDCTL).exists(),
@@ -123,10 +133,10 @@ impl Ejabberd {
             fs::create_dir_all(d.join(sub)).expect("spool and log dirs");
         }
         let (port, tls_port, http_port) = (free_port(), free_port(), free_port());
-        let tls_required = stock.is_some();
-        let config = match stock {
-            None => config_text(d, port, tls_port, http_port),
-            Some((stock, snippet)) => {
+        let tls_required = config.is_ok();
+        let config = match config {
+            Err(extra) => config_text(d, port, tls_port, http_port) + extra,
+            Ok((stock, snippet)) => {
                 let mut yml = stock_config(&stock, d, port, tls_port, http_port);
                 if let Some(snippet) = snippet {
                     yml = stock::raise_pres_counter(&yml);
@@ -460,8 +470,8 @@ impl Cluster {
             epmd_port: epmd.port,
             cookie: &cookie,
         };
-        let a = Ejabberd::start_node(distribution(), None);
-        let mut b = Ejabberd::start_node(distribution(), None);
+        let a = Ejabberd::start_node(distribution(), Err(""));
+        let mut b = Ejabberd::start_node(distribution(), Err(""));
         b.ctl(&["join_cluster", &a.node]);
         if let Err(failure) = b.wait_ready() {
             panic!("node B after join_cluster: {failure}");

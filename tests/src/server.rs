@@ -60,12 +60,12 @@ impl Server {
         Self::start_with(kind, "")
     }
 
-    /// Starts a server of `kind` with extra settings: Lua lines for Prosody's global section;
-    /// ignored by ejabberd.
-    pub fn start_with(kind: Kind, prosody_extra: &str) -> Self {
+    /// Starts a server of `kind` with extra settings: Lua lines for Prosody's global section,
+    /// top-level YAML lines for ejabberd.
+    pub fn start_with(kind: Kind, extra: &str) -> Self {
         match kind {
-            Kind::Prosody => Server::Prosody(Prosody::start_with(prosody_extra)),
-            Kind::Ejabberd => Server::Ejabberd(Ejabberd::start()),
+            Kind::Prosody => Server::Prosody(Prosody::start_with(extra)),
+            Kind::Ejabberd => Server::Ejabberd(Ejabberd::start_with(extra)),
         }
     }
 

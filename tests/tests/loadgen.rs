@@ -34,3 +34,19 @@ server_matrix!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     fifty_collectors_all_alive_and_events_flow
 );
+
+/// The hub's state for a fleet, without a server (tests/src/loadgen/memory.rs): beyond a
+/// fixed part, 2,000 collectors of 90 stats, two items each, cost the hub a few KiB apiece.
+/// `FLEET_MEMORY_COLLECTORS=10000` measures another fleet (docs/performance.md).
+#[test]
+fn the_hubs_state_costs_a_few_kib_per_collector() {
+    let n: usize = std::env::var("FLEET_MEMORY_COLLECTORS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let m = jabmon_tests::loadgen::memory::hub_memory(n, 90);
+    eprintln!("{m}");
+    assert_eq!(m.caps_lookups, n as u64, "{m}");
+    assert!(m.events_in >= (n * 90 * 2) as u64, "{m}");
+    assert!(m.per_collector() < 4096.0, "{m}");
+}

@@ -9,7 +9,7 @@
 use jabmon_tests::loadgen::{run, Options};
 use jabmon_tests::Kind;
 
-const USAGE: &str = "jabmon-loadgen [--server prosody|ejabberd] [--collectors N] [--metrics M] [--interval SECONDS] [--users U] [--queries Q] [--presence-rate PER_S] [--seconds S] [--warmup S] [--logins N] [--persist-items true|false] [--prosody-extra LUA] [--acl list|domain] [--alive-limit S]";
+const USAGE: &str = "jabmon-loadgen [--server prosody|ejabberd] [--collectors N] [--metrics M] [--interval SECONDS] [--users U] [--queries Q] [--presence-rate PER_S] [--seconds S] [--warmup S] [--logins N] [--persist-items true|false] [--server-extra LUA_OR_YAML] [--acl list|domain] [--alive-limit S]";
 
 fn main() {
     jabmon_tests::ejabberd::allow_many_clients();
@@ -44,7 +44,7 @@ fn main() {
             "--warmup" => o.warmup = num(&v),
             "--logins" => o.logins = num(&v) as usize,
             "--persist-items" => o.persist_items = Some(v == "true"),
-            "--prosody-extra" => o.prosody_extra = v,
+            "--server-extra" | "--prosody-extra" => o.server_extra = v,
             "--acl" => o.acl_list = v != "domain",
             "--alive-limit" => o.alive_limit = num(&v),
             _ => {

@@ -92,7 +92,8 @@ pub fn spawn(server: &Server, fleet: &Arc<Fleet>, n: usize) -> watch::Sender<boo
     stop_tx
 }
 
-fn facts(host: &str) -> HostFacts {
+/// The host facts of synthetic collector `host` (its disco#info host form).
+pub fn facts(host: &str) -> HostFacts {
     HostFacts {
         hostname: format!("{host}.fleet.example"),
         os: "Debian GNU/Linux 12".into(),

@@ -11,6 +11,7 @@
 
 pub mod figures;
 pub mod fleet;
+pub mod memory;
 pub mod users;
 
 use std::collections::HashMap;
@@ -49,8 +50,9 @@ pub struct Options {
     /// `pubsub#persist_items` as a publish-option: `false` by default, as the collector
     /// publishes stats (`None`: not sent, the server's default).
     pub persist_items: Option<bool>,
-    /// Extra Lua lines for Prosody's global section.
-    pub prosody_extra: String,
+    /// Extra configuration: Lua lines for Prosody's global section, top-level YAML lines for
+    /// ejabberd.
+    pub server_extra: String,
     /// List every collector's JID in the hub's `access.collectors` (else one `@localhost`).
     pub acl_list: bool,
     /// How long to wait for every collector to be alive at the hub.
@@ -71,7 +73,7 @@ impl Default for Options {
             warmup: 10.0,
             logins: 100,
             persist_items: Some(false),
-            prosody_extra: String::new(),
+            server_extra: String::new(),
             acl_list: true,
             alive_limit: 180.0,
         }
@@ -182,7 +184,7 @@ pub async fn run(opts: &Options) -> Report {
             );
         }
     }
-    let server = Server::start_with(opts.kind, &opts.prosody_extra);
+    let server = Server::start_with(opts.kind, &opts.server_extra);
     let t = Instant::now();
     let names: Vec<String> = (0..opts.collectors).map(host).collect();
     let users: Vec<String> = (0..opts.users.max(1)).map(|u| format!("u{u}")).collect();
