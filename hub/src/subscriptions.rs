@@ -11,6 +11,8 @@
 //!   [`RETRY_MAX`] (one that never publishes events must not cost a request every few
 //!   seconds). Only the refused node: asking for an accepted one again adds a second
 //!   subscription on ejabberd, and with it a second copy of every item.
+//! - **Per stream.** A fresh stream (not resumed) asks for everything again; the requests of
+//!   the lost one fail after it is up, and those failures are not refusals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -51,7 +53,8 @@ pub struct Subscriptions {
     subscribed: HashSet<BareJid>,
     refused: HashMap<Request, Retry>,
     queue: VecDeque<Request>,
-    in_flight: usize,
+    /// Requests sent on this stream and not answered yet.
+    out: HashSet<Request>,
 }
 
 impl Subscriptions {
@@ -62,7 +65,7 @@ impl Subscriptions {
 
     /// Subscriptions queued or out.
     pub fn pending(&self) -> usize {
-        self.queue.len() + self.in_flight
+        self.queue.len() + self.out.len()
     }
 
     /// A collector is available: its nodes are asked for unless they already were on this
@@ -79,14 +82,17 @@ impl Subscriptions {
         self.next()
     }
 
-    /// The answer to a request; returns what to log and the requests to send now.
+    /// The answer to a request; returns what to log and the requests to send now. The answer
+    /// to a request of an earlier stream (failed when that stream was lost) changes nothing.
     pub fn answered(
         &mut self,
         request: Request,
         accepted: bool,
         now: f64,
     ) -> (Answered, Vec<Request>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if !self.out.remove(&request) {
+            return (Answered::Quiet, vec![]);
+        }
         let said = if accepted {
             match self.refused.remove(&request) {
                 Some(_) => Answered::AcceptedAfterRefusal,
@@ -132,11 +138,11 @@ impl Subscriptions {
 
     fn next(&mut self) -> Vec<Request> {
         let mut out = Vec::new();
-        while self.in_flight < MAX_IN_FLIGHT {
+        while self.out.len() < MAX_IN_FLIGHT {
             let Some(request) = self.queue.pop_front() else {
                 break;
             };
-            self.in_flight += 1;
+            self.out.insert(request.clone());
             out.push(request);
         }
         out
@@ -165,7 +171,7 @@ mod tests {
         let mut sent = out.clone();
         while let Some(request) = out.pop() {
             let (_, next) = s.answered(request, true, 0.0);
-            assert!(s.in_flight <= MAX_IN_FLIGHT);
+            assert!(s.out.len() <= MAX_IN_FLIGHT);
             sent.extend(next.iter().cloned());
             out.extend(next);
         }
@@ -177,6 +183,28 @@ mod tests {
             2,
             "a new stream asks again"
         );
+    }
+
+    #[test]
+    fn answers_to_a_lost_stream_change_nothing_on_the_next() {
+        let mut s = Subscriptions::default();
+        for i in 0..10 {
+            s.collector_seen(&jid(i), NODES);
+        }
+        s.reset();
+        // The old stream's requests fail once the new one is up.
+        for i in 0..10 {
+            for node in NODES {
+                let (said, next) = s.answered((jid(i), node), false, 1.0);
+                assert_eq!((said, next.len()), (Answered::Quiet, 0));
+            }
+        }
+        assert!(
+            s.tick(1_000.0, |_| true).is_empty(),
+            "nothing refused on this stream"
+        );
+        assert_eq!(s.collector_seen(&jid(1), NODES).len(), 2);
+        assert_eq!(s.pending(), 2);
     }
 
     #[test]
